@@ -1,0 +1,34 @@
+"""Shared task plumbing and core housekeeping jobs."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_on_commit(task, *args, **kwargs) -> None:
+    """Publish `task` after the current transaction commits, never raising.
+
+    If the broker is unreachable the publish is logged and dropped *as a message only*:
+    callers must keep the work visible in PostgreSQL (a pending row) so that a beat sweeper
+    re-enqueues it. Without a transaction, publishes immediately.
+    """
+
+    def publish() -> None:
+        try:
+            task.apply_async(args=args, kwargs=kwargs)
+        except Exception:  # broker down: the sweeper picks the row up later
+            logger.warning("could not publish %s; a sweeper will retry", task.name, exc_info=True)
+
+    transaction.on_commit(publish)
+
+
+@shared_task(name="apps.core.tasks.idempotency_keys_expire")
+def idempotency_keys_expire() -> int:
+    from apps.core.idempotency import idempotency_records_expire
+
+    return idempotency_records_expire()

@@ -1,0 +1,3 @@
+"""Provider webhooks under `/hooks/` (see the ingress issue)."""
+
+urlpatterns: list = []
