@@ -11,7 +11,7 @@ run: check-services install  ## set up and start web + worker + beat with demo d
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_niches
 	$(BIN)/python manage.py seed_demo
-	PATH="$(CURDIR)/$(BIN):$$PATH" PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/prometheus" \
+	PATH="$(CURDIR)/$(BIN):$$PATH" PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/prometheus" WEB_BIND="$${WEB_BIND:-127.0.0.1:8000}" \
 		$(BIN)/honcho start -f Procfile
 
 test: check-services install  ## lint, then the whole test suite on local PostgreSQL and Redis

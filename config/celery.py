@@ -3,13 +3,16 @@
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
 app = Celery("switchboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in ("events", "sends", "ai", "default")]
+app.conf.task_queues = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in ("events", "sends", "ai", "default")
+]
 app.autodiscover_tasks()
 
 # Trace propagation (publish and run) is wired by apps.core.tracing's signal handlers,
