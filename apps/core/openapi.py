@@ -65,6 +65,7 @@ def add_shared_responses(result, generator, request, public):
             responses = operation.setdefault("responses", {})
             for status, description in errors.items():
                 responses.setdefault(
-                    status, {"description": description, "content": {"application/json": {"schema": ref}}}
+                    status,
+                    {"description": description, "content": {"application/json": {"schema": ref}}},
                 )
     return result

@@ -123,6 +123,7 @@ class Organization(models.Model):
         max_length=2, default="US", validators=[validate_phone_region]
     )
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217, e.g. USD.")
     help_text = models.TextField(
         blank=True,
         help_text="Reply sent when a customer texts HELP. Defaults to the business name and how to opt out.",
