@@ -91,6 +91,8 @@ class _Loader:
         }
         self.write = write
         self.result = LoadResult()
+        self.created_objects: dict[str, list] = defaultdict(list)
+        self.updated_pks: dict[str, set] = defaultdict(set)  # counted once per row
 
     # --- generic row sync -------------------------------------------------------------------
     def _note(self, bucket: str, kind: str) -> None:
@@ -129,6 +131,7 @@ class _Loader:
                 changed = [name for name, value in values.items() if getattr(obj, name) != value]
                 if changed:
                     self._note("updated", kind)
+                    self.updated_pks[kind].add(obj.pk)
                     extra = on_change(obj, changed) if on_change else []
                     for name in changed:
                         setattr(obj, name, values[name])
@@ -136,6 +139,7 @@ class _Loader:
             objects[key] = obj
         if to_create:
             model.objects.bulk_create(to_create)
+            self.created_objects[kind] += to_create
         return objects
 
     def sync_m2m(self, kind, model, relation: str, wanted: dict[int, set[int]]) -> None:
@@ -148,12 +152,15 @@ class _Loader:
             **{f"{owner_field}_id__in": list(wanted)}
         ).values_list(f"{owner_field}_id", f"{target_field}_id"):
             current[owner_id].add(target_id)
+        created = {obj.pk for obj in self.created_objects[kind]}
         to_add = []
         for owner_id, targets in wanted.items():
             missing, extra = targets - current[owner_id], current[owner_id] - targets
             if not (missing or extra):
                 continue
-            self._note("updated", kind)
+            if owner_id not in created | self.updated_pks[kind]:
+                self._note("updated", kind)  # a new row's links are part of its creation
+                self.updated_pks[kind].add(owner_id)
             to_add += [
                 through(**{f"{owner_field}_id": owner_id, f"{target_field}_id": target_id})
                 for target_id in missing
