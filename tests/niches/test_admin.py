@@ -1,6 +1,8 @@
 """Niche admin: shared content is read-only for non-superusers; an organization's overrides and
 templates are visible and editable only within that organization."""
 
+import json
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -251,6 +253,26 @@ def test_superuser_hot_fix_bumps_version_and_invalidates(world, root, organizati
     assert niche_context(organization=organization).prompt("reminder").version == 2
 
 
+def test_superuser_edit_of_shared_content_invalidates_contexts(world, root, organization):
+    rule = ComplianceRule.objects.get(key="quiet-hours-sms-whatsapp")
+    assert niche_context(organization=organization).compliance_rules_of("quiet_hours")
+    response = root.post(
+        f"/admin/niches/compliancerule/{rule.pk}/change/",
+        {
+            "name": rule.name,
+            "description": rule.description,
+            "kind": rule.kind,
+            "severity": rule.severity,
+            "pattern": "",
+            "replacement": "",
+            "channels": "sms,whatsapp",
+            "config": json.dumps(rule.config),
+        },  # is_active unticked
+    )
+    assert response.status_code == 302
+    assert niche_context(organization=organization).compliance_rules_of("quiet_hours") == ()
+
+
 def test_superuser_compliance_edit_is_validated(world, root):
     rule = ComplianceRule.objects.get(key="fitness-no-medical-advice")
     response = root.post(
@@ -279,3 +301,28 @@ def test_agent_pack_prompt_choices_never_include_overrides(world, root):
     }
     assert world["mine"].pk not in choices and world["theirs"].pk not in choices
     assert len(choices) == Prompt.objects.filter(organization__isnull=True).count()
+
+
+def test_every_change_view_renders_for_members_and_superusers(world, root):
+    from apps.niches import models
+
+    for model in (
+        models.Niche,
+        models.Prompt,
+        models.Workflow,
+        models.QualificationRule,
+        models.ComplianceRule,
+        models.Objection,
+        models.AgentPack,
+        models.WorkflowTemplate,
+        models.PlatformTemplate,
+    ):
+        objects = [model.objects.order_by("pk").first()]
+        if model is models.Prompt:
+            objects.append(world["mine"])
+        for obj in objects:
+            url = f"/admin/niches/{model._meta.model_name}/{obj.pk}/change/"
+            assert root.get(url).status_code == 200, url
+            assert world["admin"].get(url).status_code == 200, url
+    assert root.get("/admin/niches/prompt/add/").status_code == 200
+    assert world["admin"].get("/admin/niches/platformtemplate/add/").status_code == 200

@@ -265,6 +265,8 @@ def _matches(key, text) -> bool:
             [
                 "The home has three bedrooms and a fenced yard.",
                 "You can check the school district's website for school information.",
+                "Lots of people love this layout.",
+                "The sofa will fit in the living room.",
             ],
         ),
         (

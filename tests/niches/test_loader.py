@@ -1,6 +1,7 @@
 """`load_niches`: idempotent, upgrades shared content, never touches organization overrides."""
 
 import json
+import threading
 
 import pytest
 from django.core.management import call_command
@@ -66,6 +67,7 @@ def test_loads_everything_into_an_empty_database():
     assert result.created["qualification_rules"] == 13 and result.created["objections"] == 17
     assert result.created["compliance_rules"] == 12 and result.created["agent_packs"] == 5
     assert result.created["workflow_templates"] == 4 and result.created["platform_templates"] == 5
+    assert sum(result.updated.values()) == 0  # new rows' links are part of their creation
     assert Prompt.objects.count() == 32 and Niche.objects.count() == 5
     assert AgentPack.objects.get(niche__slug="fitness").prompts.count() == 7
     assert not niches_load().changed
@@ -80,6 +82,15 @@ def test_a_hand_edited_row_is_restored_and_counted_once():
     assert sum(result.updated.values()) == 1 and sum(result.created.values()) == 0
     rule.refresh_from_db()
     assert rule.config["start"] == "21:00"
+
+
+def test_agent_pack_links_are_repaired():
+    pack = AgentPack.objects.get(niche__slug="real_estate")
+    pack.prompts.clear()
+    pack.objections.remove(pack.objections.first())
+    result = niches_load()
+    assert result.updated["agent_packs"] == 1 and sum(result.updated.values()) == 1
+    assert pack.prompts.count() == 6 and pack.objections.count() == 3
 
 
 def test_upgrading_a_shared_template_bumps_its_version_and_keeps_overrides(
@@ -155,3 +166,28 @@ def test_loader_works_with_a_migration_app_registry():
     result = niches_load(apps=state.apps)
     assert result.updated["prompts"] == 1
     assert "{agent_name}" in Prompt.objects.get(niche__slug="consultant", key="greeting").template
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_loads_write_once():
+    Prompt.objects.all().delete()
+    results, errors = [], []
+    barrier = threading.Barrier(3)
+
+    def load():
+        try:
+            barrier.wait(timeout=10)
+            results.append(niches_load())
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sorted(r.created["prompts"] for r in results) == [0, 0, 32]
+    assert Prompt.objects.count() == 32

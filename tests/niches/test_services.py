@@ -1,5 +1,7 @@
 """Prompt override services: validation against the shared prompt, atomic upsert, clear."""
 
+import threading
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -107,3 +109,30 @@ def test_shared_update_bumps_version_only_when_the_template_changes(organization
         prompt_shared_update(
             prompt=shared, template="Hi {nickname}", channel="", purpose="greeting", is_active=True
         )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_overrides_make_one_row():
+    from tests.factories import OrganizationFactory
+
+    organization = OrganizationFactory(slug="race", niche="fitness")
+    barrier = threading.Barrier(5)
+    errors = []
+
+    def save(n):
+        try:
+            barrier.wait(timeout=10)
+            prompt_override_set(organization=organization, key="greeting", template=f"Hi #{n}!")
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    rows = Prompt.objects.filter(organization=organization, key="greeting")
+    assert rows.count() == 1 and rows.get().template.startswith("Hi #")
