@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from apps.niches import api
+
+urlpatterns = [
+    path("niches/", api.NicheListView.as_view(), name="niche-list"),
+    path("niches/<str:slug>/", api.NicheDetailView.as_view(), name="niche-detail"),
+]
