@@ -52,7 +52,11 @@ class Process:
     def start(self) -> Process:
         handle = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            self.argv, cwd=self.cwd, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+            self.argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -75,8 +79,14 @@ class Process:
 
 
 class Stack:
-    def __init__(self, workdir: Path, *, n8n_bin: str, database: str = "switchboard_e2e",
-                 redis_url: str = "redis://127.0.0.1:6379/12"):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        n8n_bin: str,
+        database: str = "switchboard_e2e",
+        redis_url: str = "redis://127.0.0.1:6379/12",
+    ):
         self.workdir = workdir
         self.n8n_bin = n8n_bin
         self.database = database
@@ -112,8 +122,12 @@ class Stack:
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.core_env(),
-            capture_output=True, text=True, timeout=300,
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.core_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if check and result.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
@@ -123,8 +137,14 @@ class Stack:
         return json.loads(self.manage(*args, "--json").stdout)
 
     def reset_database(self) -> None:
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.database)))
+        with psycopg.connect(
+            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
+        ) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(self.database)
+                )
+            )
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
         import redis
 
@@ -136,21 +156,64 @@ class Stack:
         env = self.core_env()
         bin_dir = Path(sys.executable).parent
         self.processes += [
-            Process("web", [str(bin_dir / "gunicorn"), "config.wsgi:application"], env=env, cwd=ROOT,
-                    logdir=self.workdir).start(),
-            Process("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q",
-                               "events,sends,ai,default", "-c", "2", "--without-mingle",
-                               "--without-gossip", "-l", "INFO"], env=env, cwd=ROOT,
-                    logdir=self.workdir).start(),
-            Process("beat", [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
-                             "--schedule", str(self.workdir / "beat-schedule")], env=env, cwd=ROOT,
-                    logdir=self.workdir).start(),
+            Process(
+                "web",
+                [str(bin_dir / "gunicorn"), "config.wsgi:application"],
+                env=env,
+                cwd=ROOT,
+                logdir=self.workdir,
+            ).start(),
+            Process(
+                "worker",
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-Q",
+                    "events,sends,ai,default",
+                    "-c",
+                    "2",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "-l",
+                    "INFO",
+                ],
+                env=env,
+                cwd=ROOT,
+                logdir=self.workdir,
+            ).start(),
+            Process(
+                "beat",
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "beat",
+                    "-l",
+                    "INFO",
+                    "--schedule",
+                    str(self.workdir / "beat-schedule"),
+                ],
+                env=env,
+                cwd=ROOT,
+                logdir=self.workdir,
+            ).start(),
         ]
         import urllib.request
 
-        wait_until(lambda: urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2).status == 200,
-                   timeout=60, what="the Core App's /healthz")
-        wait_until(lambda: " ready." in self.processes[1].log(), timeout=60, what="the Celery worker")
+        wait_until(
+            lambda: urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2).status == 200,
+            timeout=60,
+            what="the Core App's /healthz",
+        )
+        wait_until(
+            lambda: " ready." in self.processes[1].log(), timeout=60, what="the Celery worker"
+        )
 
     # --- n8n ------------------------------------------------------------------------------
     def n8n_env(self, **extra) -> dict:
@@ -188,15 +251,24 @@ class Stack:
         files = self.workflow_files()
         for path in files:
             workflow_id = json.loads(path.read_text())["id"]
-            for argv in ([self.n8n_bin, "import:workflow", f"--input={path}"],
-                         [self.n8n_bin, "publish:workflow", f"--id={workflow_id}"]):
+            for argv in (
+                [self.n8n_bin, "import:workflow", f"--input={path}"],
+                [self.n8n_bin, "publish:workflow", f"--id={workflow_id}"],
+            ):
                 result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
                 if result.returncode != 0:
-                    raise RuntimeError(f"{' '.join(argv)} failed:\n{result.stdout}\n{result.stderr}")
-        process = Process("n8n", [self.n8n_bin, "start"], env=env, cwd=self.workdir, logdir=self.workdir).start()
+                    raise RuntimeError(
+                        f"{' '.join(argv)} failed:\n{result.stdout}\n{result.stderr}"
+                    )
+        process = Process(
+            "n8n", [self.n8n_bin, "start"], env=env, cwd=self.workdir, logdir=self.workdir
+        ).start()
         self.processes.append(process)
-        wait_until(lambda: self.n8n_active_webhooks() >= len(files), timeout=120,
-                   what="n8n to activate the shipped workflows")
+        wait_until(
+            lambda: self.n8n_active_webhooks() >= len(files),
+            timeout=120,
+            what="n8n to activate the shipped workflows",
+        )
 
     def n8n_db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.n8n_home / ".n8n" / "database.sqlite", timeout=5)
@@ -208,7 +280,8 @@ class Stack:
     def n8n_executions(self, workflow_id: str) -> list[tuple[int, str]]:
         with self.n8n_db() as db:
             return db.execute(
-                "SELECT id, status FROM execution_entity WHERE workflowId = ? ORDER BY id", [workflow_id]
+                "SELECT id, status FROM execution_entity WHERE workflowId = ? ORDER BY id",
+                [workflow_id],
             ).fetchall()
 
     def stop(self) -> None:
