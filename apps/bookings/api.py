@@ -170,19 +170,28 @@ class BookingPage(_Page):
     results = BookingOutput(many=True)
 
 
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID given as a string (DRF's own field also reads integers as UUIDs)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class BookingCreateInput(serializers.Serializer):
-    contact_id = serializers.UUIDField()
+    contact_id = StrictUUIDField()
     appointment_type = serializers.CharField(max_length=60, help_text="Id or slug.")
     start = serializers.CharField(max_length=40, help_text="ISO 8601, e.g. 2026-03-09T14:00:00Z.")
-    resource_id = serializers.UUIDField(required=False, allow_null=True)
-    deal_id = serializers.UUIDField(required=False, allow_null=True)
+    resource_id = StrictUUIDField(required=False, allow_null=True)
+    deal_id = StrictUUIDField(required=False, allow_null=True)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
     source = serializers.CharField(required=False, allow_blank=True, max_length=32, default="api")
 
 
 class RescheduleInput(serializers.Serializer):
     start = serializers.CharField(max_length=40, help_text="ISO 8601, e.g. 2026-03-10T15:30:00Z.")
-    resource_id = serializers.UUIDField(required=False, allow_null=True)
+    resource_id = StrictUUIDField(required=False, allow_null=True)
 
 
 class CancelInput(serializers.Serializer):

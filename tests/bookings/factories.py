@@ -90,3 +90,14 @@ def next_local_day(organization, *, weekday: int, min_days: int = 2) -> date:
 
 def at(organization, day: date, hhmm: str) -> datetime:
     return datetime.combine(day, time.fromisoformat(hhmm), tzinfo=organization.tz)
+
+
+def make_deal(organization, contact=None, title: str = "Membership"):
+    """A bare deal (CRM's deal services live in another app; tests only need a row)."""
+    from apps.crm.models import Deal, Pipeline, Stage
+
+    pipeline = Pipeline.objects.create(organization=organization, name=f"Sales {title}")
+    stage = Stage.objects.create(organization=organization, pipeline=pipeline, name="New", order=1)
+    return Deal.objects.create(
+        organization=organization, title=title, contact=contact, pipeline=pipeline, stage=stage
+    )

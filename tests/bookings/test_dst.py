@@ -4,6 +4,7 @@ America/New_York: 2026-03-08 02:00 EST → 03:00 EDT; 2026-11-01 02:00 EDT → 0
 Europe/London:    2026-03-29 01:00 GMT → 02:00 BST; 2026-10-25 02:00 BST → 01:00 GMT.
 """
 
+import itertools
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,7 @@ import pytest
 
 from apps.bookings.services import booking_create
 from apps.bookings.slots import slots_compute, wall_time_boundary
-from tests.bookings.factories import make_resource, make_type, utc
+from tests.bookings.factories import make_contact, make_resource, make_type, utc
 from tests.factories import OrganizationFactory
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +25,10 @@ def london(db):
     return OrganizationFactory(name="Camden Yoga", slug="camden", timezone_name="Europe/London")
 
 
-def slots_on(organization, appointment_type, day: date, now=utc("2026-01-01 00:00")):
+JANUARY = utc("2026-01-01 00:00")
+
+
+def slots_on(organization, appointment_type, day: date, now=JANUARY):
     tz = organization.tz
     return slots_compute(
         organization=organization,
@@ -42,7 +46,7 @@ def rendered(organization, slots) -> list[str]:
 def assert_continuous(slots, minutes=30):
     starts = [s.start for s in slots]
     assert len(set(starts)) == len(starts), "duplicate slots"
-    gaps = {b - a for a, b in zip(starts, starts[1:], strict=False)}
+    gaps = {b - a for a, b in itertools.pairwise(starts)}
     assert gaps == {timedelta(minutes=minutes)}, f"missing slots: {gaps}"
 
 
@@ -129,8 +133,8 @@ def test_fall_back_closing_time_means_its_first_occurrence(organization):
 
 def test_both_occurrences_of_0130_can_be_booked(organization):
     kind = night_shift(organization, closes="04:00")
-    contact_a = booking_contact(organization, "a@example.com")
-    contact_b = booking_contact(organization, "b@example.com")
+    contact_a = make_contact(organization, email="a@example.com")
+    contact_b = make_contact(organization, email="b@example.com")
     first = booking_create(
         organization=organization,
         contact=contact_a,
@@ -151,12 +155,6 @@ def test_both_occurrences_of_0130_can_be_booked(organization):
     )
     assert "01:30-0400" not in remaining and "01:30-0500" not in remaining
     assert "01:00-0400" in remaining and "01:00-0500" in remaining
-
-
-def booking_contact(organization, email):
-    from tests.bookings.factories import make_contact
-
-    return make_contact(organization, email=email, name=email)
 
 
 def test_working_hours_keep_their_wall_clock_across_the_change(organization):

@@ -357,9 +357,14 @@ def test_every_change_rolls_back_with_its_event(organization, contact, consult, 
     before_events = Event.objects.filter(subject_type="booking").count()
     before = Booking.objects.values().get(pk=booking.pk)
     context = {"org": organization, "contact": contact, "kind": consult, "booking": booking}
-    with pytest.raises(Boom), transaction.atomic():
-        ACTIONS[action](context)
-        raise Boom
+
+    def change_then_fail():
+        with transaction.atomic():
+            ACTIONS[action](context)
+            raise Boom
+
+    with pytest.raises(Boom):
+        change_then_fail()
     assert Event.objects.filter(subject_type="booking").count() == before_events
     assert Booking.objects.count() == 1
     assert Booking.objects.values().get(pk=booking.pk) == before
