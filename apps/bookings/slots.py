@@ -89,6 +89,21 @@ def wall_time_boundary(day: date, at: time, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, at).replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
+def wall_clock_of_day(day: date, tz: ZoneInfo):
+    """`wall_time_instants` specialised to one day: plain arithmetic when the day has a single
+    UTC offset (every day but a zone's change days), the general function otherwise."""
+    midnight = datetime.combine(day, time(0))
+    offsets = {
+        moment.replace(tzinfo=tz, fold=fold).utcoffset()
+        for moment in (midnight, midnight + timedelta(days=1))
+        for fold in (0, 1)
+    }
+    if len(offsets) != 1:
+        return lambda wall: wall_time_instants(wall, tz)
+    (offset,) = offsets
+    return lambda wall: ((wall - offset).replace(tzinfo=UTC),)
+
+
 @dataclass
 class _ResourceHours:
     weekly: dict[int, list[Interval]] = field(default_factory=lambda: defaultdict(list))
@@ -195,12 +210,14 @@ class Availability:
         day = self.window_start.astimezone(self.tz).date()
         last_day = (self.window_end - timedelta(microseconds=1)).astimezone(self.tz).date()
         while day <= last_day:
-            for opens, closes in hours.intervals(day):
+            intervals = hours.intervals(day)
+            instants = wall_clock_of_day(day, self.tz) if intervals else None
+            for opens, closes in intervals:
                 opens_at = wall_time_boundary(day, opens, self.tz)
                 closes_at = wall_time_boundary(day, closes, self.tz)
                 wall, wall_close = datetime.combine(day, opens), datetime.combine(day, closes)
                 while wall < wall_close:
-                    for start in wall_time_instants(wall, self.tz):
+                    for start in instants(wall):
                         if (
                             opens_at <= start
                             and start + self.duration <= closes_at

@@ -11,7 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.bookings.services import booking_create
-from apps.bookings.slots import slots_compute, wall_time_boundary
+from apps.bookings.slots import (
+    slots_compute,
+    wall_clock_of_day,
+    wall_time_boundary,
+    wall_time_instants,
+)
 from tests.bookings.factories import make_contact, make_resource, make_type, utc
 from tests.factories import OrganizationFactory
 
@@ -218,3 +223,24 @@ def test_a_caller_in_another_zone_gets_the_same_instants(organization):
     )
     assert asked == slots_on(organization, kind, date(2026, 3, 2), now=utc("2026-03-01 00:00"))
     assert asked[0].start.astimezone(tokyo).strftime("%a %H:%M") == "Mon 23:00"
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "America/New_York",
+        "Europe/London",
+        "America/Santiago",  # changes at midnight
+        "Australia/Lord_Howe",  # a 30-minute change
+        "Asia/Kathmandu",  # no DST, a :45 offset
+    ],
+)
+def test_the_fast_path_agrees_with_the_general_conversion(zone):
+    tz = ZoneInfo(zone)
+    day = date(2026, 1, 1)
+    while day.year == 2026:
+        convert = wall_clock_of_day(day, tz)
+        for minutes in range(0, 24 * 60, 30):
+            wall = datetime.combine(day, time(0)) + timedelta(minutes=minutes)
+            assert list(convert(wall)) == wall_time_instants(wall, tz), (zone, wall)
+        day += timedelta(days=1)
