@@ -33,6 +33,7 @@ from apps.core.pagination import DefaultPagination
 from apps.crm.models import Contact, Deal
 
 MAX_SLOTS_WINDOW = timedelta(days=31)
+YEARS = range(2000, 2201)  # anything else is a typo (and would overflow date arithmetic)
 TAGS = ["bookings"]
 
 # In a query string an unencoded "+" arrives as a space: "10:00:00 01:00" means "+01:00".
@@ -41,6 +42,11 @@ _SPACED_OFFSET = re.compile(r"^(.+T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?
 
 def _invalid(param: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{param}: {message}", details={param: [message]})
+
+
+def _check_year(year: int, param: str) -> None:
+    if year not in YEARS:
+        raise _invalid(param, f"The year must be between {YEARS[0]} and {YEARS[-1]}.")
 
 
 def parse_when(
@@ -56,12 +62,14 @@ def parse_when(
     raw = _SPACED_OFFSET.sub(r"\1+\2", str(value).strip())
     try:
         if len(raw) == 10 and (day := parse_date(raw)) is not None:
+            _check_year(day.year, param)
             return wall_time_boundary(day + timedelta(days=int(end_of_day)), time(0), tz)
         parsed = parse_datetime(raw)
     except ValueError:
         parsed = None
     if parsed is None:
         raise _invalid(param, "Give an ISO 8601 time such as 2026-03-09T14:00:00Z.")
+    _check_year(parsed.year, param)
     if parsed.tzinfo is not None:
         return parsed
     instants = wall_time_instants(parsed, tz)

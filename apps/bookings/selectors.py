@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -10,6 +11,8 @@ from django.db.models import QuerySet
 
 from apps.bookings.models import AppointmentType, Booking, Resource
 from apps.core.errors import NotFound
+
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,60}")
 
 
 def as_uuid(value) -> uuid.UUID | None:
@@ -30,7 +33,12 @@ def appointment_type_get(*, organization, ref) -> AppointmentType:
     """An appointment type by id or slug; NotFound when it is not this organization's."""
     queryset = AppointmentType.objects.filter(organization=organization)
     pk = as_uuid(ref)
-    found = (queryset.filter(pk=pk) if pk else queryset.filter(slug=str(ref))).first()
+    if pk:
+        found = queryset.filter(pk=pk).first()
+    elif _SLUG.fullmatch(str(ref)):
+        found = queryset.filter(slug=str(ref)).first()
+    else:  # not a slug at all (NUL bytes, spaces...): nothing to look up
+        found = None
     if found is None:
         raise NotFound("Appointment type not found.", details={"appointment_type": str(ref)})
     return found

@@ -157,6 +157,20 @@ def test_slots_bad_params_are_400_naming_the_param(api, consult, params, field):
     assert body["message"].startswith(f"{field}:")
 
 
+def test_slots_never_500_on_odd_input(api, consult, coach):
+    dates = {"start": "2026-03-02", "end": "2026-03-03"}
+    error(api.get(SLOTS, {**dates, "appointment_type": "bad\x00slug"}), 404, "not_found")
+    error(api.get(SLOTS, {**dates, "appointment_type": "x" * 500}), 404, "not_found")
+    far = {"appointment_type": consult.slug, "start": "9999-12-30", "end": "9999-12-31"}
+    assert "start" in error(api.get(SLOTS, far), 400)["details"]
+    early = {"appointment_type": consult.slug, "start": "0001-01-01T00:00:00Z", "end": "2026-01-01"}
+    assert "start" in error(api.get(SLOTS, early), 400)["details"]
+    error(
+        api.get(SLOTS, {**dates, "appointment_type": consult.slug, "start": "2026-03-02T25:00"}),
+        400,
+    )
+
+
 def test_slots_unknown_or_inactive_type(api, organization, consult, coach, day):
     params = {"start": str(day), "end": str(day)}
     error(api.get(SLOTS, {**params, "appointment_type": "nope"}), 404, "not_found")
@@ -234,6 +248,17 @@ def test_create_with_local_time_resource_and_deal(api, organization, contact, co
     assert response.status_code == 201, response.content
     assert response.json()["local_start"] == at(organization, day, "11:30").isoformat()
     assert response.json()["deal_id"] == str(deal.id)
+
+
+def test_create_query_count(
+    api, organization, contact, consult, coach, day, django_assert_num_queries
+):
+    api.get(TYPES)
+    # key, contact, type; resources, hours, exceptions, bookings; savepoint, resource lock,
+    # insert, release; the event; the service's own savepoint and its release
+    with django_assert_num_queries(14):
+        response = post_booking(api, contact, consult, at(organization, day, "10:00").isoformat())
+    assert response.status_code == 201
 
 
 def test_create_taken_slot_is_409(api, organization, contact, consult, coach, day):
