@@ -286,8 +286,9 @@ def booking_reschedule(
     The new time must be offered like a new booking's (the booking's own old range does
     not block it). Without `resource`, the current resource is kept when it is free, else
     another free one is chosen. The booking goes back to `scheduled` and gets a fresh
-    reminder: a confirmation was for the old time. Moving to the same start and resource
-    changes nothing and emits nothing (idempotent).
+    reminder: a confirmation was for the old time. A deactivated type stops new bookings,
+    not moves of existing ones. Moving to the same start and resource changes nothing and
+    emits nothing (idempotent).
     """
     now = now or timezone.now()
     booking = _lock_booking(booking)
