@@ -45,6 +45,14 @@ class AppointmentType(TenantModel):
         default=60, help_text="No bookings closer than this."
     )
     max_days_ahead = models.PositiveSmallIntegerField(default=60)
+    reminder_minutes_before = models.PositiveIntegerField(
+        default=24 * 60,
+        help_text="When `booking.reminder_due` is emitted, before the start. 0 = no reminder.",
+    )
+    no_show_grace_minutes = models.PositiveSmallIntegerField(
+        default=15,
+        help_text="A live booking not completed this long after its end becomes a no-show.",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -85,9 +93,23 @@ class Resource(TenantModel):
         return self.name
 
 
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
 class WeeklyHours(TenantModel):
+    """One working interval of a resource on a weekday, in the organization's wall-clock time."""
+
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="weekly_hours")
-    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday … 6 = Sunday")
+    weekday = models.PositiveSmallIntegerField(
+        choices=Weekday.choices, help_text="0 = Monday … 6 = Sunday"
+    )
     start_time = models.TimeField()
     end_time = models.TimeField()
 
@@ -97,16 +119,22 @@ class WeeklyHours(TenantModel):
         constraints = [
             models.CheckConstraint(condition=Q(weekday__lte=6), name="weeklyhours_weekday"),
             models.CheckConstraint(
-                condition=Q(end_time__gt=models.F("start_time")), name="weeklyhours_order"
+                condition=Q(end_time__gt=models.F("start_time")),
+                name="weeklyhours_order",
+                violation_error_message="The end time must be after the start time.",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.resource} {self.weekday} {self.start_time}-{self.end_time}"
+        return f"{self.resource} {self.get_weekday_display()} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
 
 
 class DateException(TenantModel):
-    """A day with different hours: closed (no times) or open only between start and end."""
+    """A day with different hours: closed (no times) or open only between start and end.
+
+    Several rows for one date: a closed row wins; otherwise their intervals replace the
+    weekly hours of that date.
+    """
 
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="date_exceptions")
     date = models.DateField()
@@ -116,6 +144,22 @@ class DateException(TenantModel):
 
     class Meta:
         ordering = ["resource", "date"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(start_time__isnull=True, end_time__isnull=True)
+                | Q(
+                    start_time__isnull=False,
+                    end_time__isnull=False,
+                    end_time__gt=models.F("start_time"),
+                ),
+                name="dateexception_times",
+                violation_error_message="Give both times (end after start), or neither for a closed day.",
+            ),
+        ]
+
+    @property
+    def is_closed(self) -> bool:
+        return self.start_time is None
 
     def __str__(self) -> str:
         return f"{self.resource} {self.date}"
@@ -151,6 +195,11 @@ class Booking(TenantModel):
     source = models.CharField(max_length=32, blank=True, help_text="api, admin, agent, n8n...")
     notes = models.TextField(blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    reminder_due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="start - the type's reminder lead time; empty when no reminder is sent.",
+    )
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancellation_reason = models.CharField(max_length=200, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -163,6 +212,11 @@ class Booking(TenantModel):
                 fields=["organization", "status", "start"], name="booking_org_status_start"
             ),
             models.Index(fields=["status", "end"], name="booking_status_end"),
+            models.Index(
+                fields=["reminder_due_at"],
+                name="booking_reminder_due",
+                condition=Q(reminder_sent_at__isnull=True, status__in=LIVE_STATUSES),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
