@@ -31,6 +31,11 @@ class OrganizationAdmin(TenantScopeMixin, admin.ModelAdmin):
     def _object_organization_id(self, obj):
         return obj.pk
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            services.organization_provision_defaults(organization=obj)
+
     def has_add_permission(self, request) -> bool:
         return request.user.is_superuser
 

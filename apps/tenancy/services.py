@@ -66,6 +66,22 @@ def organization_create(
     return organization
 
 
+def organization_provision_defaults(*, organization: Organization) -> None:
+    """Give a new organization what its niche needs to work on day one: the niche's default
+    appointment types with a bookable resource, and the default sales pipeline.
+
+    Idempotent (each step matches what exists and never overwrites an owner's edits).
+    """
+    from apps.bookings.services import appointment_types_ensure_defaults
+
+    appointment_types_ensure_defaults(organization=organization)
+    try:
+        from apps.crm.services import pipeline_ensure_default
+    except ImportError:  # the CRM pipeline service is not part of this build yet
+        return
+    pipeline_ensure_default(organization=organization)
+
+
 @dataclass(frozen=True)
 class IssuedApiKey:
     api_key: ApiKey

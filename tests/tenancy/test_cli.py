@@ -49,6 +49,16 @@ def test_create_organization_json(niches_loaded):
     assert organization.primary_niche.slug == "med_spa"
 
 
+def test_create_organization_provisions_the_niche_defaults(niches_loaded):
+    from apps.bookings.models import AppointmentType, Resource
+
+    result = manage("create_organization", "--name", "Fix It", "--niche", "local_service", "--json")
+    assert result.returncode == 0, result.stderr
+    org_id = json.loads(result.stdout)["id"]
+    assert AppointmentType.objects.filter(organization_id=org_id, is_active=True).exists()
+    assert Resource.objects.filter(organization_id=org_id).exists()
+
+
 def test_create_organization_explicit_slug_and_human_output(niches_loaded):
     result = manage(
         "create_organization", "--name", "Keys & Co", "--niche", "real_estate", "--slug", "keys"

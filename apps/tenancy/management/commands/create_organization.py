@@ -1,6 +1,8 @@
+from django.db import transaction
+
 from apps.core.commands import SwitchboardCommand
 from apps.niches.models import NicheSlug
-from apps.tenancy.services import organization_create
+from apps.tenancy.services import organization_create, organization_provision_defaults
 
 
 class Command(SwitchboardCommand):
@@ -16,13 +18,15 @@ class Command(SwitchboardCommand):
         )
 
     def run(self, **options) -> dict:
-        organization = organization_create(
-            name=options["name"],
-            niche=options["niche"],
-            slug=options["slug"],
-            timezone_name=options["timezone"],
-            default_phone_region=options["phone_region"],
-        )
+        with transaction.atomic():
+            organization = organization_create(
+                name=options["name"],
+                niche=options["niche"],
+                slug=options["slug"],
+                timezone_name=options["timezone"],
+                default_phone_region=options["phone_region"],
+            )
+            organization_provision_defaults(organization=organization)
         self.say(
             f"Created organization {organization.name} (slug {organization.slug}, id {organization.id})."
         )
