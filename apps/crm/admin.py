@@ -13,6 +13,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.db import models
 from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -498,9 +499,10 @@ class CompanyAdmin(CrmAdmin):
     list_filter = ("industry",)
     fields = ("organization", "name", "domain", "website", "phone", "industry", "notes")
     readonly_fields = ("created_at", "updated_at")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_contacts=Count("contacts"))
+        return super().get_queryset(request).annotate(n_contacts=Count("contacts")).order_by("name")
 
     @admin.display(description="contacts", ordering="n_contacts")
     def contact_count(self, obj) -> int:
@@ -657,7 +659,7 @@ class PipelineAdmin(CrmAdmin):
     actions = ("make_default",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_stages=Count("stages"))
+        return super().get_queryset(request).annotate(n_stages=Count("stages")).order_by("name")
 
     @admin.display(description="stages", ordering="n_stages")
     def stage_count(self, obj) -> int:
@@ -690,20 +692,28 @@ class PipelineAdmin(CrmAdmin):
         )
 
     def save_formset(self, request, form, formset, change):
+        """Stages are written by `stage_save` / `stage_delete` (validated, same organization)."""
         pipeline = form.instance
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for deleted in formset.deleted_forms:
             if deleted.instance.pk:
                 services.stage_delete(organization=pipeline.organization, stage=deleted.instance)
+                formset.deleted_objects.append(deleted.instance)
         for stage_form in formset.forms:
             if stage_form in formset.deleted_forms or not stage_form.has_changed():
                 continue
             instance = stage_form.instance
-            services.stage_save(
+            adding = instance._state.adding
+            saved = services.stage_save(
                 organization=pipeline.organization,
                 pipeline=pipeline,
-                stage=None if instance._state.adding else instance,
+                stage=None if adding else instance,
                 data={f: stage_form.cleaned_data[f] for f in StageInline.fields},
             )
+            if adding:
+                formset.new_objects.append(saved)
+            else:
+                formset.changed_objects.append((saved, stage_form.changed_data))
 
     @admin.action(description="Make default", permissions=["change"])
     def make_default(self, request, queryset):

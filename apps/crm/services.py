@@ -407,8 +407,8 @@ def contact_upsert(
 
 def _consent_write(
     organization, contact: Contact, channel: str, *, opted_in: bool, reason: str, source: str
-) -> bool:
-    """Store one channel's consent; False when it already had that status (nothing written)."""
+) -> tuple[ContactConsent, bool]:
+    """Store one channel's consent; `changed` is False when it already had that status."""
     if channel not in Channel.values:
         raise _invalid("consent", f"Unknown channel {channel!r}.")
     status = ConsentStatus.OPTED_IN if opted_in else ConsentStatus.OPTED_OUT
@@ -416,13 +416,13 @@ def _consent_write(
         ContactConsent.objects.select_for_update().filter(contact=contact, channel=channel).first()
     )
     if consent is not None and consent.status == status:
-        return False
+        return consent, False
     if consent is None:
         consent = ContactConsent(organization=organization, contact=contact, channel=channel)
     consent.status, consent.changed_at = status, timezone.now()
     consent.reason, consent.source = (reason or "")[:200], (source or "")[:32]
     consent.save()
-    return True
+    return consent, True
 
 
 def _emit_opted_out(organization, contact, channel, reason, keyword=None) -> None:
@@ -456,10 +456,9 @@ def contact_set_consent(
     Idempotent: repeating the current state changes nothing and emits nothing.
     """
     _require_same_organization(organization, contact, "contact_id")
-    changed = _consent_write(
+    consent, changed = _consent_write(
         organization, contact, channel, opted_in=opted_in, reason=reason, source=source
     )
-    consent = ContactConsent.objects.get(contact=contact, channel=channel)
     if not changed:
         return consent
     if not opted_in:
@@ -495,9 +494,10 @@ def _apply_consent(organization, contact, consent, source) -> tuple[list[str], l
     """Write consent changes; return (changed opt-ins for contact.updated, opt-outs)."""
     opted_in, opted_out = [], []
     for channel, (wants_in, reason) in consent.items():
-        if _consent_write(
+        _, changed = _consent_write(
             organization, contact, channel, opted_in=wants_in, reason=reason, source=source
-        ):
+        )
+        if changed:
             if wants_in:
                 opted_in.append(f"consent.{channel}")
             else:
@@ -1325,8 +1325,8 @@ def _advance_lifecycle(organization, contact: Contact | None, stage: str) -> Non
 def pipeline_ensure_default(*, organization) -> Pipeline:
     """The organization's default pipeline, created from its niche's template when missing.
 
-    Race-safe and idempotent: concurrent callers get the same pipeline. When a pipeline
-    already exists but none is default, the niche-named one (or the oldest) becomes it.
+    Race-safe and idempotent: concurrent callers get the same pipeline. When no pipeline is
+    default but one already has the template's name, that one becomes the default.
     """
     existing = Pipeline.objects.filter(organization=organization, is_default=True).first()
     if existing is not None:
@@ -1337,10 +1337,7 @@ def pipeline_ensure_default(*, organization) -> Pipeline:
         return existing
     niche = organization.primary_niche
     template = pipeline_template_for(niche.slug if niche else None)
-    candidate = (
-        Pipeline.objects.filter(organization=organization, name=template.name).first()
-        or Pipeline.objects.filter(organization=organization).order_by("created_at").first()
-    )
+    candidate = Pipeline.objects.filter(organization=organization, name=template.name).first()
     if candidate is not None:
         candidate.is_default = True
         candidate.save(update_fields=["is_default", "updated_at"])
