@@ -24,6 +24,11 @@ from apps.crm.normalize import InvalidIdentity, normalize_phone
 # --- shared ---------------------------------------------------------------------------------
 
 
+def _printable(name) -> str:
+    """A client's field name, safe to echo (and to store: PostgreSQL refuses NUL in JSON)."""
+    return str(name).replace("\x00", "\\x00")[:100]
+
+
 class StrictSerializer(serializers.Serializer):
     """Rejects fields it does not know, so a typo ("tag" for "tags") is a 400, not a no-op."""
 
@@ -31,7 +36,9 @@ class StrictSerializer(serializers.Serializer):
         if isinstance(data, Mapping):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
+                raise serializers.ValidationError(
+                    {_printable(k): ["Unknown field."] for k in unknown}
+                )
         return super().to_internal_value(data)
 
 

@@ -147,11 +147,29 @@ def _clean_tags(tags: Iterable[str] | None) -> list[str]:
     return cleaned
 
 
+def _has_nul(value) -> bool:
+    """PostgreSQL stores no NUL character in text or JSON: refuse it as bad input."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _clean_json_object(value, field_name: str) -> dict:
+    if not isinstance(value, Mapping):
+        raise _invalid(field_name, "Expected an object.")
+    if _has_nul(value):
+        raise _invalid(field_name, "Text may not contain NUL characters.")
+    return dict(value)
+
+
 def _clean_custom_fields(value, *, allow_null_values: bool = False) -> dict:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
-        raise _invalid("custom_fields", "Expected an object.")
+    value = _clean_json_object(value, "custom_fields")
     if len(value) > MAX_CUSTOM_FIELDS:
         raise _invalid("custom_fields", f"At most {MAX_CUSTOM_FIELDS} fields.")
     for key, item in value.items():
@@ -1078,8 +1096,8 @@ def lead_create(
     """
     _require_same_organization(organization, contact, "contact_id")
     _require_member(organization, owner, "owner_id")
-    if answers is not None and not isinstance(answers, Mapping):
-        raise _invalid("answers", "Expected an object.")
+    if answers is not None:
+        answers = _clean_json_object(answers, "answers")
     lead = Lead(
         organization=organization,
         contact=contact,
@@ -1150,8 +1168,7 @@ def lead_update(*, organization, lead: Lead, data: Mapping) -> Lead:
     lead = _locked_lead(organization, lead)
     changed = []
     if "answers" in data:
-        if not isinstance(data["answers"], Mapping):
-            raise _invalid("answers", "Expected an object.")
+        _clean_json_object(data["answers"], "answers")
         answers = {**lead.answers, **data["answers"]}
         for key, value in data["answers"].items():
             if value is None:

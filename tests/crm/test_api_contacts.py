@@ -239,3 +239,24 @@ def test_notes(api, organization, other_organization):
     assert_error(post(api, f"{URL}{contact.pk}/notes/", {"body": " "}), 400, "body")
     assert_error(post(api, f"{URL}{contact.pk}/notes/", {}), 400, "body")
     assert Note.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "a@example.com", "custom_fields": {"a": "x\u0000y"}}, "custom_fields"),
+        ({"email": "a@example.com", "custom_fields": {"a\u0000": 1}}, "custom_fields"),
+        ({"email": "a@example.com", "na\u0000me": "x"}, "na\\x00me"),
+        ({"email": "a@example.com", "name": "x\u0000"}, "name"),
+    ],
+)
+def test_nul_characters_are_a_400_even_when_the_answer_is_stored(api, body, field):
+    response = post(api, URL, body, HTTP_IDEMPOTENCY_KEY="nul")
+    assert_error(response, 400, field)
+    assert not Contact.objects.exists()
+
+
+def test_nul_characters_in_lead_answers_are_a_400(api, organization):
+    lead = f.lead(organization)
+    response = api.patch(f"/api/v1/leads/{lead.pk}/", {"answers": {"a": "\u0000"}}, format="json")
+    assert_error(response, 400, "answers")
