@@ -104,6 +104,14 @@ class CrmAdmin(TenantAdmin):
     def changed_values(self, form, fields) -> dict:
         return {f: form.cleaned_data[f] for f in fields if f in form.changed_data}
 
+    @staticmethod
+    def json_patch(form, name: str, values: dict) -> None:
+        """The services merge JSON objects; a key deleted in the form is sent as None."""
+        if name in values:
+            old = form.initial.get(name) or {}
+            new = values[name] or {}
+            values[name] = {**{k: None for k in old if k not in new}, **new}
+
     def run_action(self, request, queryset, service, done: str) -> None:
         """Apply `service(obj)` to each selected row; report successes and failures."""
         ok, failed = 0, []
@@ -337,6 +345,7 @@ class ContactAdmin(CrmAdmin):
             obj._matched_by = result.matched_by
             return
         values = self.changed_values(form, services.CONTACT_UPDATABLE)
+        self.json_patch(form, "custom_fields", values)
         for key in ("email", "phone"):
             if key in values and not values[key]:
                 values[key] = None
@@ -587,6 +596,7 @@ class LeadAdmin(CrmAdmin):
             )
             return
         values = self.changed_values(form, services.LEAD_UPDATABLE)
+        self.json_patch(form, "answers", values)
         self.adopt(obj, services.lead_update(organization=obj.organization, lead=obj, data=values))
 
     @admin.action(description="Qualify", permissions=["change"])

@@ -425,6 +425,8 @@ class ContactNotesView(CrmView):
         tags=["contacts"],
         request=NoteInput,
         responses={201: NoteOutput},
+        description="Adds a note to the contact (a merged contact's note goes to the contact "
+        "it was merged into). `deal_id`, when given, must be one of the organization's deals.",
         examples=[
             OpenApiExample(
                 "A note",

@@ -1695,6 +1695,7 @@ def deal_move_stage(
 
 
 DEAL_UPDATABLE = (
+    "lost_reason",
     "title",
     "amount",
     "currency",
@@ -1721,6 +1722,10 @@ def deal_update(*, organization, deal: Deal, data: Mapping) -> Deal:
                 raise _invalid("title", "1 to 200 characters.")
         elif key == "amount":
             value = _clean_amount(value)
+        elif key == "lost_reason":
+            value = (value or "").strip()
+            if len(value) > 200:
+                raise _invalid("lost_reason", "At most 200 characters.")
         elif key == "currency":
             value = _clean_currency(value, organization)
         elif key == "owner":

@@ -570,3 +570,28 @@ def test_contact_changelist_query_count_is_flat(world, organization, member):
     for i in range(15):
         f.contact(organization, owner=member, tags=[f"t{i}"], company=world["mine"]["company"])
     assert count() == few
+
+
+def test_removing_a_custom_field_in_the_form_removes_it(world, organization):
+    contact = world["mine"]["contact"]
+    services.contact_update(
+        organization=organization, contact=contact, data={"custom_fields": {"a": 1, "b": 2}}
+    )
+    form = _contact_form(
+        organization,
+        name=contact.name,
+        email=contact.email,
+        company=str(world["mine"]["company"].pk),
+        custom_fields='{"a": 1, "c": 3}',
+        **{
+            "identities-TOTAL_FORMS": "1",
+            "identities-INITIAL_FORMS": "1",
+            "consents-TOTAL_FORMS": "1",
+            "consents-INITIAL_FORMS": "1",
+        },
+    )
+    form.pop("organization")
+    response = world["admin"].post(f"/admin/crm/contact/{contact.pk}/change/", form)
+    assert response.status_code == 302
+    contact.refresh_from_db()
+    assert contact.custom_fields == {"a": 1, "c": 3}
