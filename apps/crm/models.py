@@ -2,9 +2,10 @@
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from apps.core.choices import Channel
 from apps.core.models import TenantModel
@@ -85,6 +86,12 @@ class Contact(TenantModel):
             models.Index(fields=["organization", "phone"], name="contact_org_phone"),
             models.Index(fields=["organization", "-created_at"], name="contact_org_created"),
             GinIndex(fields=["tags"], name="contact_tags"),
+            # Search runs `UPPER(col::text) LIKE UPPER('%term%')` (Django's icontains) and
+            # `phone LIKE '%digits%'`: trigram indexes on exactly those expressions keep it
+            # an index scan on organizations with hundreds of thousands of contacts.
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="contact_name_trgm"),
+            GinIndex(OpClass(Upper("email"), name="gin_trgm_ops"), name="contact_email_trgm"),
+            GinIndex(fields=["phone"], opclasses=["gin_trgm_ops"], name="contact_phone_trgm"),
         ]
 
     def __str__(self) -> str:
@@ -169,6 +176,7 @@ class Lead(TenantModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     disqualified_reason = models.CharField(max_length=200, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
     qualified_at = models.DateTimeField(null=True, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
     deal = models.ForeignKey(
@@ -261,6 +269,7 @@ class Deal(TenantModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     source = models.CharField(max_length=32, blank=True)
+    lost_reason = models.CharField(max_length=200, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     stage_changed_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
