@@ -36,6 +36,7 @@ from apps.bookings.models import (
 )
 from apps.bookings.slots import Availability, booking_window_limits, wall_time_boundary
 from apps.core.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from apps.crm.services import contact_leads_rescore
 from apps.events.services import emit
 
 OVERLAP_CONSTRAINT = "booking_no_overlap"
@@ -261,6 +262,8 @@ def booking_create(
         save=lambda row: row.save(force_insert=True),
     )
     _emit(booking, "booking.scheduled")
+    # A booking is engagement: lead rules with `has_booking` may now qualify the lead.
+    contact_leads_rescore(organization=organization, contact=contact)
     return booking
 
 

@@ -73,12 +73,9 @@ def organization_provision_defaults(*, organization: Organization) -> None:
     Idempotent (each step matches what exists and never overwrites an owner's edits).
     """
     from apps.bookings.services import appointment_types_ensure_defaults
+    from apps.crm.services import pipeline_ensure_default
 
     appointment_types_ensure_defaults(organization=organization)
-    try:
-        from apps.crm.services import pipeline_ensure_default
-    except ImportError:  # the CRM pipeline service is not part of this build yet
-        return
     pipeline_ensure_default(organization=organization)
 
 

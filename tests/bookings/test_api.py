@@ -255,8 +255,9 @@ def test_create_query_count(
 ):
     api.get(TYPES)
     # key, contact, type; resources, hours, exceptions, bookings; savepoint, resource lock,
-    # insert, release; the event; the service's own savepoint and its release
-    with django_assert_num_queries(14):
+    # insert, release; the event; the contact's open leads (rescore); the service's own
+    # savepoint and its release
+    with django_assert_num_queries(15):
         response = post_booking(api, contact, consult, at(organization, day, "10:00").isoformat())
     assert response.status_code == 201
 
