@@ -289,10 +289,10 @@ class WebhookEndpointAdmin(TenantAdmin):
             messages.warning(
                 request,
                 format_html(
-                    "Webhook endpoint {} was disabled on {:%Y-%m-%d %H:%M} UTC: {}. "
+                    "Webhook endpoint {} was disabled on {} UTC: {}. "
                     "Fix it, set it active again, then replay its dead deliveries.",
                     _link(endpoint, endpoint.url),
-                    endpoint.disabled_at,
+                    f"{endpoint.disabled_at:%Y-%m-%d %H:%M}" if endpoint.disabled_at else "?",
                     endpoint.disabled_reason,
                 ),
             )

@@ -84,7 +84,8 @@ WITH ev AS (
     WHERE dispatched_at IS NULL
     ORDER BY created_at
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    -- NO KEY: foreign-key checks of concurrent delivery inserts (FOR KEY SHARE) go on.
+    FOR NO KEY UPDATE SKIP LOCKED
 ), marked AS (
     UPDATE {_EVENT} e SET dispatched_at = %(now)s
     FROM ev WHERE e.id = ev.id
@@ -99,6 +100,8 @@ WITH ev AS (
     JOIN {_ENDPOINT} w ON w.organization_id = m.organization_id
     WHERE w.status IN ('active', 'paused')
       AND {PATTERN_MATCH_SQL.format(type="m.type", patterns="w.event_types")}
+    -- Every writer of deliveries inserts in (event, endpoint) order: no deadlocks.
+    ORDER BY m.id, w.id
     ON CONFLICT (event_id, endpoint_id) DO NOTHING
     RETURNING 1
 )
@@ -119,7 +122,7 @@ JOIN {_ORG} o ON o.id = d.organization_id
 WHERE d.status IN ('pending', 'delivering', 'failed') AND d.next_attempt_at <= %(now)s
 ORDER BY d.next_attempt_at
 LIMIT %(limit)s
-FOR UPDATE OF d SKIP LOCKED
+FOR NO KEY UPDATE OF d SKIP LOCKED
 """  # noqa: S608
 
 # Every change to delivery rows goes through this one bulk statement. With a `lease`, the
@@ -405,7 +408,7 @@ def _claim(limit: int, now: datetime) -> tuple[list[Claimed], list[_Change], lis
         item = _claimed_from_row(row, organizations)
         by_endpoint.setdefault(item.endpoint.id, []).append(item)
 
-    lease = now + timedelta(seconds=float(conf.get("WEBHOOK_DELIVERY_LEASE_SECONDS")))
+    lease_seconds = float(conf.get("WEBHOOK_DELIVERY_LEASE_SECONDS"))
     threshold = int(conf.get("WEBHOOK_CIRCUIT_THRESHOLD"))
     max_attempts = conf.max_attempts()
     sendable: list[Claimed] = []
@@ -414,6 +417,8 @@ def _claim(limit: int, now: datetime) -> tuple[list[Claimed], list[_Change], lis
 
     for endpoint_id, items in by_endpoint.items():
         endpoint = items[0].endpoint
+        # Long enough for at least one request to time out and be recorded.
+        lease = now + timedelta(seconds=max(lease_seconds, endpoint.timeout + 5))
         # A row still `delivering` was claimed by a worker whose lease ran out.
         for item in items:
             if item.previous_status == DeliveryStatus.DELIVERING:
@@ -611,13 +616,15 @@ class _Lanes:
         return list(self.queue)
 
 
-def _send(sendable: list[Claimed], started: float) -> dict[uuid.UUID, dict]:
-    """Send every claimed delivery (or put it back); returns the request headers sent."""
+def _send(sendable: list[Claimed], started: float, claimed_at: datetime) -> dict[uuid.UUID, dict]:
+    """Send every claimed delivery (or put it back); returns the request headers sent.
+
+    `started` (monotonic) and `claimed_at` are the same instant: leases end, in monotonic
+    time, at `started + (lease - claimed_at)`; no request starts that could outlive it.
+    """
     by_endpoint: dict[uuid.UUID, list[Claimed]] = {}
     for item in sendable:
         by_endpoint.setdefault(item.endpoint.id, []).append(item)
-    lease = float(conf.get("WEBHOOK_DELIVERY_LEASE_SECONDS"))
-    deadline = started + lease - 1
     max_lanes = int(conf.get("WEBHOOK_LANES_PER_PROCESS"))
     groups: list[tuple[_Lanes, list[int]]] = []
     jobs = []
@@ -627,6 +634,7 @@ def _send(sendable: list[Claimed], started: float) -> dict[uuid.UUID, dict]:
         for items in by_endpoint.values():
             endpoint = items[0].endpoint
             slots = _acquire_slots(endpoint, min(len(items), max_lanes, endpoint.max_concurrency))
+            deadline = started + (items[0].lease - claimed_at).total_seconds() - 1
             lanes = _Lanes(endpoint, items, deadline)
             groups.append((lanes, slots))
             if not slots:
@@ -849,7 +857,7 @@ def dispatch_round() -> RoundResult:
     result.moved = len(changes) - len(sendable)
     result.full = len(changes) >= limit
     if sendable:
-        _record(sendable, _send(sendable, started))
+        _record(sendable, _send(sendable, started, now))
     return result
 
 

@@ -74,7 +74,7 @@ class OutboxCollector:
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT (SELECT count(*) FROM events_delivery WHERE status = 'dead'),"
-                    " (SELECT extract(epoch FROM now() - min(created_at))"
+                    " (SELECT extract(epoch FROM clock_timestamp() - min(created_at))"
                     "  FROM events_event WHERE dispatched_at IS NULL)"
                 )
                 dead, lag = cursor.fetchone()
@@ -89,5 +89,5 @@ class OutboxCollector:
         yield GaugeMetricFamily(
             "switchboard_events_outbox_lag_seconds",
             "Age of the oldest event not yet fanned out to its subscribers (0 when none).",
-            value=float(lag or 0.0),
+            value=max(0.0, float(lag or 0.0)),
         )

@@ -452,6 +452,7 @@ SELECT events_uuid7(), e.organization_id, e.id, %(endpoint)s, 'pending', 0, now(
        now(), now()
 FROM {event} e
 WHERE {where}
+ORDER BY e.id
 ON CONFLICT (event_id, endpoint_id) DO UPDATE SET
     status = 'pending', attempt_count = 0, next_attempt_at = now(), last_error = '',
     replay_count = {delivery}.replay_count + 1, updated_at = now()

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,7 @@ class Beat:
                 "-l",
                 "INFO",
                 "--max-interval",
-                "0.5",
+                "1",
             ],
             cwd=ROOT,
             env=env,
@@ -103,9 +104,11 @@ class Beat:
 
 
 class ResettingServer:
-    """Accepts connections, reads a little, then resets them (RST, no HTTP answer)."""
+    """Accepts connections, reads the request, then resets them (RST, no HTTP answer) or,
+    with `garbage`, answers something that is not HTTP."""
 
-    def __init__(self):
+    def __init__(self, *, garbage: bool = False):
+        self.garbage = garbage
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -125,11 +128,12 @@ class ResettingServer:
             try:
                 conn.settimeout(2)
                 conn.recv(65536)
+                if self.garbage:
+                    conn.sendall(b"HELLO THERE\r\n\r\n")
             except OSError:
                 pass
-            conn.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-            )
+            if not self.garbage:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             conn.close()
 
     def __enter__(self) -> ResettingServer:
