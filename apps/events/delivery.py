@@ -931,7 +931,12 @@ def dispatch_loop(role: str = "primary") -> int:
     key = _role_key(role)
     sent = 0
     while True:
-        result = dispatch_round()
+        try:
+            result = dispatch_round()
+        except Exception:
+            if key:  # let the next commit wake a fresh dispatcher
+                _forget(key)
+            raise
         sent += result.claimed
         if result.full and not role.startswith("helper:"):
             _call_helper()
@@ -940,6 +945,7 @@ def dispatch_loop(role: str = "primary") -> int:
                 continue
             if role == "primary":
                 try:
+                    redis_client().expire(WAKE_KEY, _WAKE_TTL)  # the successor holds it
                     tasks.dispatch.apply_async(kwargs={"role": "primary"})
                     return sent
                 except Exception:
