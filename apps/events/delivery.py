@@ -465,6 +465,15 @@ def _claim(limit: int, now: datetime) -> tuple[list[Claimed], list[_Change], lis
                 for item in rest
             ]
             items = [probe] if probe else []
+        if endpoint.rate_limit and len(items) > endpoint.rate_limit:
+            # No more than a second's worth per round: a throttled endpoint must not hold
+            # up the round (and every other endpoint's deliveries in it).
+            later = now + timedelta(seconds=1)
+            changes += [
+                _Change(item.id, _waiting_status(item.attempt_count), item.attempt_count, later)
+                for item in items[endpoint.rate_limit :]
+            ]
+            items = items[: endpoint.rate_limit]
         for item in items:
             if item.attempt_count >= max_attempts:  # its last attempt was the lost one
                 changes.append(
