@@ -45,7 +45,6 @@ class Beat:
         self.redis_url = redis_url
         self.extra_env = extra_env or {}
         self.log = Path(tempfile.mkstemp(prefix="sb-beat-", suffix=".log")[1])
-        self.schedule = Path(tempfile.mkdtemp(prefix="sb-beat-")) / "schedule"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Beat:
