@@ -157,13 +157,16 @@ def sender_keys(*, organization, sender: Sender) -> dict[str, str]:
     """The sender's identities, normalized as `contact_upsert` does ({kind: value})."""
     region = organization.default_phone_region
     keys: dict[str, str] = {}
+    sender.name = conversations.clean_text(sender.name, 200).strip()
     try:
         for kind, value in sender.identities:
-            keys[kind] = normalize_identity(kind, value, region=region)
+            keys[kind] = normalize_identity(kind, conversations.clean_text(value), region=region)
         if sender.email:
-            keys.setdefault(IdentityKind.EMAIL, normalize_email(sender.email))
+            email = normalize_email(conversations.clean_text(sender.email))
+            keys.setdefault(IdentityKind.EMAIL, email)
         if sender.phone:
-            keys.setdefault(IdentityKind.PHONE, normalize_phone(sender.phone, region=region))
+            phone = normalize_phone(conversations.clean_text(sender.phone), region=region)
+            keys.setdefault(IdentityKind.PHONE, phone)
     except InvalidIdentity as exc:
         raise ValidationFailed(str(exc), code="invalid_identity") from None
     for value in keys.values():

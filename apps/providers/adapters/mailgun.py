@@ -102,7 +102,7 @@ def parse_inbound(request, channel) -> InboundItem:
     view = MailgunInboundWebhookView(webhook_signing_key=str(channel.config["signing_key"]))
     try:
         event = view.esp_to_anymail_event(request)
-    except (AnymailError, KeyError, ValueError, TypeError) as exc:
+    except (AnymailError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise Malformed(f"Not a Mailgun inbound route payload ({type(exc).__name__}).") from None
     message = event.message
     from_address = message.from_email

@@ -59,10 +59,22 @@ def parse(body: bytes) -> InboundItem:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise Malformed("The body is not JSON.") from None
+    try:
+        return _parse(payload)
+    except (AttributeError, TypeError, KeyError):
+        raise Malformed("Unexpected ManyChat request structure.") from None
+
+
+def _parse(payload) -> InboundItem:
     if not isinstance(payload, dict):
         raise Malformed("Expected a JSON object.")
     subscriber = payload.get("data", payload)
-    if not isinstance(subscriber, dict) or subscriber.get("id") in (None, ""):
+    if (
+        not isinstance(subscriber, dict)
+        or isinstance(subscriber.get("id"), bool)
+        or not isinstance(subscriber.get("id"), str | int)
+        or subscriber.get("id") == ""
+    ):
         raise Malformed("Expected the subscriber object (with its id) in `data`.")
     subscriber_id = str(subscriber["id"])
     if len(subscriber_id) > 100:

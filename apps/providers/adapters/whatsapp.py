@@ -95,9 +95,9 @@ def _timestamp(value) -> datetime | None:
 def _text_and_media(message: dict) -> tuple[str, list[InboundAttachment]]:
     kind = message.get("type") or ""
     if kind == "text":
-        return str((message.get("text") or {}).get("body") or ""), []
+        return str(_obj(message.get("text")).get("body") or ""), []
     if kind in MEDIA_TYPES:
-        media = message.get(kind) or {}
+        media = _obj(message.get(kind))
         return str(media.get("caption") or ""), [
             InboundAttachment(
                 content_type=str(media.get("mime_type") or ""),
@@ -106,17 +106,17 @@ def _text_and_media(message: dict) -> tuple[str, list[InboundAttachment]]:
             )
         ]
     if kind == "interactive":
-        interactive = message.get("interactive") or {}
-        reply = interactive.get("button_reply") or interactive.get("list_reply") or {}
+        interactive = _obj(message.get("interactive"))
+        reply = _obj(interactive.get("button_reply") or interactive.get("list_reply"))
         return str(reply.get("title") or ""), []
     if kind == "button":
-        return str((message.get("button") or {}).get("text") or ""), []
+        return str(_obj(message.get("button")).get("text") or ""), []
     if kind == "location":
-        loc = message.get("location") or {}
+        loc = _obj(message.get("location"))
         label = " ".join(str(loc.get(k) or "") for k in ("name", "address")).strip()
         return f"{label} ({loc.get('latitude')}, {loc.get('longitude')})".strip(), []
     if kind == "reaction":
-        return str((message.get("reaction") or {}).get("emoji") or ""), []
+        return str(_obj(message.get("reaction")).get("emoji") or ""), []
     return f"[{kind or 'unknown'} message]", []
 
 
@@ -128,12 +128,23 @@ def _as_list(value, what: str) -> list:
     return value
 
 
+def _obj(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def parse(body: bytes) -> tuple[list[InboundItem], list[StatusReport]]:
     """Every message and status of a (possibly batched) webhook, or Malformed."""
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise Malformed("The body is not JSON.") from None
+    try:
+        return _parse(payload)
+    except (AttributeError, TypeError, KeyError):  # a shape Meta never sends
+        raise Malformed("Unexpected WhatsApp webhook structure.") from None
+
+
+def _parse(payload) -> tuple[list[InboundItem], list[StatusReport]]:
     if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
         raise Malformed("Expected a WhatsApp webhook object with an `entry` list.")
     items: list[InboundItem] = []
@@ -170,7 +181,7 @@ def _parse_message(message, profiles: dict, value: dict) -> InboundItem:
     bsuid = str(message.get("from_user_id") or "")
     profile = profiles.get(wa_id) or profiles.get(bsuid) or {}
     bsuid = bsuid or str(profile.get("user_id") or "")
-    sender = Sender(name=str((profile.get("profile") or {}).get("name") or ""))
+    sender = Sender(name=str(_obj(profile.get("profile")).get("name") or ""))
     if bsuid:
         sender.identities.append((IdentityKind.WHATSAPP_BSUID, bsuid))
     if wa_id:
@@ -181,12 +192,9 @@ def _parse_message(message, profiles: dict, value: dict) -> InboundItem:
     if not sender.identities:
         raise Malformed("messages[] items need `from` or `from_user_id`.")
     text, attachments = _text_and_media(message)
-    context = message.get("context") or {}
-    reply_to = ""
-    if isinstance(context, dict):
-        reply_to = str(context.get("id") or "")
+    reply_to = str(_obj(message.get("context")).get("id") or "")
     if message.get("type") == "reaction" and not reply_to:
-        reply_to = str((message.get("reaction") or {}).get("message_id") or "")
+        reply_to = str(_obj(message.get("reaction")).get("message_id") or "")
     return InboundItem(
         sender=sender,
         channel=Channel.WHATSAPP,
