@@ -546,59 +546,59 @@ def message_send(
         raise ValidationFailed("text: This field may not be blank.", details={"text": ["blank"]})
     if contact.organization_id != organization.pk:
         raise ValidationFailed("The contact belongs to another organization.")
-    with transaction.atomic(savepoint=False):
-        conversation = selectors.conversation_get_for_contact(
-            organization=organization, contact_id=contact.pk
+    # Every check (reads only) comes before the writes: a refusal leaves the caller's
+    # transaction usable.
+    conversation = selectors.conversation_get_for_contact(
+        organization=organization, contact_id=contact.pk
+    )
+    plan = provider_selectors.send_plan(
+        organization=organization,
+        contact=contact,
+        conversation=conversation,
+        channel=channel,
+        channel_connection=channel_connection,
+    )
+    if provider_selectors.contact_opted_out(contact=contact, channel=plan.channel):
+        raise Unprocessable(
+            f"The contact opted out of {plan.channel} messages; nothing was sent.",
+            code="opted_out",
+            details={"channel": plan.channel},
         )
-        plan = provider_selectors.send_plan(
-            organization=organization,
-            contact=contact,
-            conversation=conversation,
-            channel=channel,
-            channel_connection=channel_connection,
+    raw: dict = {"to": plan.to}
+    template_row = None
+    if plan.channel == Channel.WHATSAPP and (
+        template
+        or not selectors.whatsapp_window_open(
+            organization=organization, conversation=conversation, now=now
         )
-        if provider_selectors.contact_opted_out(contact=contact, channel=plan.channel):
-            raise Unprocessable(
-                f"The contact opted out of {plan.channel} messages; nothing was sent.",
-                code="opted_out",
-                details={"channel": plan.channel},
-            )
-        raw: dict = {"to": plan.to}
-        template_row = None
-        if plan.channel == Channel.WHATSAPP and (
-            template
-            or not selectors.whatsapp_window_open(
-                organization=organization, conversation=conversation, now=now
-            )
-        ):
-            template_row = provider_selectors.whatsapp_template(
-                organization=organization, purpose=purpose, name=template
-            )
-            if template_row is None:
-                if template:
-                    raise Unprocessable(
-                        f"No approved WhatsApp template named {template!r}.",
-                        code="unknown_template",
-                        details={"template": template},
-                    )
+    ):
+        template_row = provider_selectors.whatsapp_template(
+            organization=organization, purpose=purpose, name=template
+        )
+        if template_row is None:
+            if template:
                 raise Unprocessable(
-                    "The WhatsApp 24-hour window is closed (the contact has not written in the "
-                    "last 24 hours) and no approved template is configured"
-                    + (f" for purpose {purpose!r}." if purpose else "; pass a purpose."),
-                    code="whatsapp_window_closed",
-                    details={"purpose": purpose},
+                    f"No approved WhatsApp template named {template!r}.",
+                    code="unknown_template",
+                    details={"template": template},
                 )
-            variables = [str(v) for v in (template_variables or [])]
-            raw["template"] = {
-                "name": template_row.name,
-                "language": template_row.language,
-                "variables": variables,
-            }
-            text = text or _render_template(template_row.body, variables)
-        if not text.strip():
-            raise ValidationFailed(
-                "text: This field may not be blank.", details={"text": ["blank"]}
+            raise Unprocessable(
+                "The WhatsApp 24-hour window is closed (the contact has not written in the "
+                "last 24 hours) and no approved template is configured"
+                + (f" for purpose {purpose!r}." if purpose else "; pass a purpose."),
+                code="whatsapp_window_closed",
+                details={"purpose": purpose},
             )
+        variables = [str(v) for v in (template_variables or [])]
+        raw["template"] = {
+            "name": template_row.name,
+            "language": template_row.language,
+            "variables": variables,
+        }
+        text = text or _render_template(template_row.body, variables)
+    if not text.strip():
+        raise ValidationFailed("text: This field may not be blank.", details={"text": ["blank"]})
+    with transaction.atomic(savepoint=False):
         if conversation is None:
             conversation = conversation_for_contact(
                 organization=organization,

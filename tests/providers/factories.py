@@ -92,16 +92,16 @@ def twilio_signature(url: str, body: bytes, token: str = TWILIO_TOKEN) -> str:
     return RequestValidator(token).compute_signature(url, params)
 
 
-def post_twilio(client, channel, body: bytes, *, status=False, token=TWILIO_TOKEN, signature=None, sign_url=None):
+def post_twilio(
+    client, channel, body: bytes, *, status=False, token=TWILIO_TOKEN, signature=None, sign_url=None
+):
     path = twilio_path(channel, status)
     headers = {}
     if signature is not False:
         headers["HTTP_X_TWILIO_SIGNATURE"] = signature or twilio_signature(
             sign_url or PUBLIC + path, body, token
         )
-    return client.post(
-        path, data=body, content_type="application/x-www-form-urlencoded", **headers
-    )
+    return client.post(path, data=body, content_type="application/x-www-form-urlencoded", **headers)
 
 
 def twilio_form(**fields) -> bytes:
@@ -113,7 +113,10 @@ def twilio_form(**fields) -> bytes:
 def form_replace(body: bytes, **changes) -> bytes:
     from urllib.parse import urlencode
 
-    pairs = [(k, changes.pop(k) if k in changes else v) for k, v in parse_qsl(body.decode(), keep_blank_values=True)]
+    pairs = [
+        (k, changes.pop(k) if k in changes else v)
+        for k, v in parse_qsl(body.decode(), keep_blank_values=True)
+    ]
     pairs += list(changes.items())
     return urlencode(pairs).encode()
 
@@ -161,7 +164,10 @@ def mailgun_fresh(body: bytes, key: str = MAILGUN_KEY, *, timestamp: int | None 
 def mailgun_event_fresh(payload: dict, key: str = MAILGUN_EVENT_KEY) -> bytes:
     ts = str(int(time.time()))
     token = secrets.token_hex(25)
-    payload = {**payload, "signature": {"timestamp": ts, "token": token, "signature": mailgun_sign(key, ts, token)}}
+    payload = {
+        **payload,
+        "signature": {"timestamp": ts, "token": token, "signature": mailgun_sign(key, ts, token)},
+    }
     return json.dumps(payload).encode()
 
 
@@ -180,7 +186,15 @@ def event_count(organization, type_: str) -> int:
     return Event.objects.filter(organization=organization, type=type_).count()
 
 
-def sent_message(organization, channel, provider_message_id: str, *, kind: str = "sms", phone="+14133881111", status="sent"):
+def sent_message(
+    organization,
+    channel,
+    provider_message_id: str,
+    *,
+    kind: str = "sms",
+    phone="+14133881111",
+    status="sent",
+):
     """An outbound message the provider accepted as `provider_message_id` (for status tests)."""
     from django.utils import timezone
 

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize("provider", ["twilio", "whatsapp", "manychat", "mailgun"])
 def test_unknown_channel_is_404(client, provider):
-    response = client.post(f"/hooks/{provider}/{uuid.uuid4()}/", data=b"x", content_type="application/json")
+    response = client.post(
+        f"/hooks/{provider}/{uuid.uuid4()}/", data=b"x", content_type="application/json"
+    )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
 
@@ -80,7 +82,9 @@ def test_lying_content_length_is_413_not_500(twilio):
 
 
 def test_huge_but_allowed_fields(client, twilio):
-    body = f.twilio_form(MessageSid="SMbig", From="+14133881111", Body="é" * 100_000, ProfileName="n" * 5000)
+    body = f.twilio_form(
+        MessageSid="SMbig", From="+14133881111", Body="é" * 100_000, ProfileName="n" * 5000
+    )
     response = f.post_twilio(client, twilio, body)
     assert response.status_code == 200
     message = Message.objects.get()
@@ -125,8 +129,12 @@ def test_fuzz_random_bodies_never_5xx(client, twilio, whatsapp, manychat, mailgu
     ]
     for i in range(240):
         path, headers = targets[i % len(targets)]
-        body = os.urandom(rng.randint(0, 2000)) if i % 3 else rng.choice(
-            [b"a=b&c", b"%%%", b"=&=&", b'{"entry": [{}]}', b'{"signature": 1}', b"\x00" * 10]
+        body = (
+            os.urandom(rng.randint(0, 2000))
+            if i % 3
+            else rng.choice(
+                [b"a=b&c", b"%%%", b"=&=&", b'{"entry": [{}]}', b'{"signature": 1}', b"\x00" * 10]
+            )
         )
         content_type = rng.choice(CONTENT_TYPES)
         extra = dict(headers)
@@ -139,9 +147,9 @@ def test_fuzz_random_bodies_never_5xx(client, twilio, whatsapp, manychat, mailgu
                 params = QueryDict(body)
                 from twilio.request_validator import RequestValidator
 
-                extra["HTTP_X_TWILIO_SIGNATURE"] = RequestValidator(f.TWILIO_TOKEN).compute_signature(
-                    f.PUBLIC + path, params
-                )
+                extra["HTTP_X_TWILIO_SIGNATURE"] = RequestValidator(
+                    f.TWILIO_TOKEN
+                ).compute_signature(f.PUBLIC + path, params)
             except Exception:
                 extra["HTTP_X_TWILIO_SIGNATURE"] = "x"
         response = client.post(path, data=body, content_type=content_type, **extra)
@@ -160,18 +168,24 @@ def test_fuzz_signed_json_shapes_never_5xx(client, whatsapp, manychat):
                         {
                             "field": rng.choice(["messages", None, 1]),
                             "value": {
-                                "contacts": rng.choice([[{"wa_id": rng.choice(atoms)}], atoms[3], None]),
+                                "contacts": rng.choice(
+                                    [[{"wa_id": rng.choice(atoms)}], atoms[3], None]
+                                ),
                                 "messages": [
                                     {
                                         "id": rng.choice(["w1", rng.choice(atoms)]),
                                         "from": rng.choice(["14155550100", rng.choice(atoms)]),
                                         "timestamp": rng.choice(atoms),
                                         "type": rng.choice(["text", "image", "location", None]),
-                                        "text": rng.choice([{"body": rng.choice(atoms)}, rng.choice(atoms)]),
+                                        "text": rng.choice(
+                                            [{"body": rng.choice(atoms)}, rng.choice(atoms)]
+                                        ),
                                         "image": rng.choice([{}, rng.choice(atoms)]),
                                     }
                                 ],
-                                "statuses": rng.choice([[], [{"id": rng.choice(atoms), "status": rng.choice(atoms)}]]),
+                                "statuses": rng.choice(
+                                    [[], [{"id": rng.choice(atoms), "status": rng.choice(atoms)}]]
+                                ),
                             },
                         }
                     ]
@@ -180,7 +194,14 @@ def test_fuzz_signed_json_shapes_never_5xx(client, whatsapp, manychat):
         }
         body = json.dumps(value).encode()
         assert f.post_whatsapp(client, whatsapp, body).status_code < 500, body[:300]
-        mc = {"data": {"id": rng.choice(atoms + ["123"]), "last_input_text": rng.choice(atoms), "name": rng.choice(atoms), "whatsapp_phone": rng.choice(atoms + ["+14155550100"])}}
+        mc = {
+            "data": {
+                "id": rng.choice(atoms + ["123"]),
+                "last_input_text": rng.choice(atoms),
+                "name": rng.choice(atoms),
+                "whatsapp_phone": rng.choice(atoms + ["+14155550100"]),
+            }
+        }
         assert f.post_manychat(client, manychat, json.dumps(mc).encode()).status_code < 500
 
 

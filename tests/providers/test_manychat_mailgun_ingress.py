@@ -46,7 +46,9 @@ def test_manychat_new_text_is_a_new_message(client, manychat):
 
 @pytest.mark.parametrize("token", ["wrong-token", None])
 def test_manychat_bad_or_missing_token_is_403(client, organization, manychat, token):
-    response = f.post_manychat(client, manychat, f.sample("manychat_external_request.json"), token=token)
+    response = f.post_manychat(
+        client, manychat, f.sample("manychat_external_request.json"), token=token
+    )
     assert response.status_code == 403
     assert not Message.objects.exists()
     assert not Event.objects.filter(organization=organization).exists()
@@ -131,8 +133,16 @@ def test_signing_key_is_per_channel(client, organization, mailgun):
 
 
 def test_mailgun_reply_threads_on_in_reply_to(client, organization, mailgun):
-    ours = f.sent_message(organization, mailgun, "20161206184535.12345.67890@inbound.example.com", kind="email", phone="+14155550100")
-    Message.objects.filter(pk=ours.pk).update(email_message_id="20161206184535.12345.67890@inbound.example.com")
+    ours = f.sent_message(
+        organization,
+        mailgun,
+        "20161206184535.12345.67890@inbound.example.com",
+        kind="email",
+        phone="+14155550100",
+    )
+    Message.objects.filter(pk=ours.pk).update(
+        email_message_id="20161206184535.12345.67890@inbound.example.com"
+    )
     f.post_mailgun(client, mailgun, f.mailgun_fresh(f.sample("mailgun_inbound_reply.form")))
     reply = Message.objects.get(direction="in")
     assert reply.conversation_id == ours.conversation_id
@@ -147,7 +157,9 @@ def test_mailgun_multipart_attachment_is_stored(client, mailgun):
 
     fields = QueryDict(f.mailgun_fresh(f.sample("mailgun_inbound.form"))).dict()
     fields["attachment-count"] = "1"
-    fields["attachment-1"] = SimpleUploadedFile("menu.txt", b"classes at 9", content_type="text/plain")
+    fields["attachment-1"] = SimpleUploadedFile(
+        "menu.txt", b"classes at 9", content_type="text/plain"
+    )
     response = client.post(f"/hooks/mailgun/{mailgun.id}/", data=fields)
     assert response.status_code == 200, response.content
     attachment = Attachment.objects.get()
@@ -158,8 +170,12 @@ def test_mailgun_multipart_attachment_is_stored(client, mailgun):
 def test_mailgun_delivered_event_sample(client, organization, settings):
     settings.MAILGUN_WEBHOOK_TOLERANCE = 10**10
     channel = f.mailgun_channel(organization, signing_key=f.MAILGUN_EVENT_KEY)
-    message = f.sent_message(organization, channel, "20130503182626.18666.16540@app.symfony.com", kind="email")
-    response = f.post_mailgun(client, channel, f.sample("mailgun_event_delivered.json"), events=True)
+    message = f.sent_message(
+        organization, channel, "20130503182626.18666.16540@app.symfony.com", kind="email"
+    )
+    response = f.post_mailgun(
+        client, channel, f.sample("mailgun_event_delivered.json"), events=True
+    )
     assert response.status_code == 200, response.content
     message.refresh_from_db()
     assert message.status == "delivered"
@@ -168,9 +184,16 @@ def test_mailgun_delivered_event_sample(client, organization, settings):
 
 def test_mailgun_events_check_signature_and_freshness(client, organization):
     channel = f.mailgun_channel(organization, signing_key=f.MAILGUN_EVENT_KEY)
-    message = f.sent_message(organization, channel, "20130503182626.18666.16540@app.symfony.com", kind="email")
+    message = f.sent_message(
+        organization, channel, "20130503182626.18666.16540@app.symfony.com", kind="email"
+    )
     payload = f.sample_json("mailgun_event_delivered.json")
-    assert f.post_mailgun(client, channel, f.sample("mailgun_event_delivered.json"), events=True).status_code == 403
+    assert (
+        f.post_mailgun(
+            client, channel, f.sample("mailgun_event_delivered.json"), events=True
+        ).status_code
+        == 403
+    )
     wrong = f.mailgun_event_fresh(payload, key="nope")
     assert f.post_mailgun(client, channel, wrong, events=True).status_code == 403
     missing = json.dumps({"event-data": payload["event-data"]}).encode()

@@ -19,9 +19,12 @@ INBOUND = [
 
 
 def rejected(reason: str) -> float:
-    return REGISTRY.get_sample_value(
-        "switchboard_webhook_rejected_total", {"provider": "twilio", "reason": reason}
-    ) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "switchboard_webhook_rejected_total", {"provider": "twilio", "reason": reason}
+        )
+        or 0.0
+    )
 
 
 @pytest.mark.parametrize("name", INBOUND)
@@ -81,7 +84,12 @@ def test_default_port_variant_of_the_url_is_accepted(client, twilio):
 
 @pytest.mark.parametrize(
     ("case", "reason"),
-    [("tampered", "bad_signature"), ("wrong_secret", "bad_signature"), ("missing", "missing_signature"), ("other_url", "bad_signature")],
+    [
+        ("tampered", "bad_signature"),
+        ("wrong_secret", "bad_signature"),
+        ("missing", "missing_signature"),
+        ("other_url", "bad_signature"),
+    ],
 )
 def test_bad_signatures_are_403_and_store_nothing(client, organization, twilio, case, reason):
     body = f.sample("twilio_inbound.form")
@@ -135,7 +143,11 @@ def test_unparseable_sender_is_400(client, twilio):
 STATUS_SAMPLES = {
     "twilio_status_sent.form": ("SM0b6e2697aae04182a9f5b5c7a8994c7f", "sent", ""),
     "twilio_status_delivered.form": ("SMe287d7109a5a925f182f0e07fe5b223b", "delivered", ""),
-    "twilio_status_undelivered_30003.form": ("SMe287d7109a5a925f182f0e07fe5b223b", "failed", "30003"),
+    "twilio_status_undelivered_30003.form": (
+        "SMe287d7109a5a925f182f0e07fe5b223b",
+        "failed",
+        "30003",
+    ),
     "twilio_status_failed_21610.form": ("SMe287d7109a5a925f182f0e07fe5b223b", "failed", "21610"),
     "twilio_status_failed_63018.form": ("SMe287d7109a5a925f182f0e07fe5b223b", "failed", "63018"),
 }

@@ -32,7 +32,14 @@ def test_readme_signature_vectors(name):
 
 def test_verify_handshake(client, whatsapp):
     url = f"/hooks/whatsapp/{whatsapp.id}/"
-    ok = client.get(url, {"hub.mode": "subscribe", "hub.challenge": "1158201444", "hub.verify_token": "meatyhamhock"})
+    ok = client.get(
+        url,
+        {
+            "hub.mode": "subscribe",
+            "hub.challenge": "1158201444",
+            "hub.verify_token": "meatyhamhock",
+        },
+    )
     assert ok.status_code == 200 and ok.content == b"1158201444"
     assert ok["Content-Type"].startswith("text/plain")
     for params in (
@@ -67,7 +74,9 @@ def test_the_real_captured_body_verifies_with_its_secret(client, organization):
 
 
 def test_identities_names_and_reply_context(client, organization, whatsapp):
-    ours = f.sent_message(organization, whatsapp, "wamid.xyzxyz==", kind="whatsapp", phone="+972987654321")
+    ours = f.sent_message(
+        organization, whatsapp, "wamid.xyzxyz==", kind="whatsapp", phone="+972987654321"
+    )
     f.post_whatsapp(client, whatsapp, f.sample("whatsapp_inbound_reply_with_context.json"))
     inbound = Message.objects.get(direction="in")
     assert inbound.reply_to_id == ours.id and inbound.reply_to_provider_id == "wamid.xyzxyz=="
@@ -110,7 +119,9 @@ def test_image_becomes_a_pending_attachment(client, whatsapp):
 
 
 def test_a_batch_of_entries_messages_and_statuses(client, organization, whatsapp):
-    ours = f.sent_message(organization, whatsapp, "wamid.out1", kind="whatsapp", phone="+972987654321")
+    ours = f.sent_message(
+        organization, whatsapp, "wamid.out1", kind="whatsapp", phone="+972987654321"
+    )
     text = f.sample_json("whatsapp_inbound_text.json")
     bsuid = f.sample_json("whatsapp_inbound_text_bsuid_only.json")
     status = f.sample_json("whatsapp_status_read.json")
@@ -124,7 +135,9 @@ def test_a_batch_of_entries_messages_and_statuses(client, organization, whatsapp
     }
     body = json.dumps(batch).encode()
     assert f.post_whatsapp(client, whatsapp, body).status_code == 200
-    assert sorted(Message.objects.filter(direction="in").values_list("provider_message_id", flat=True)) == [
+    assert sorted(
+        Message.objects.filter(direction="in").values_list("provider_message_id", flat=True)
+    ) == [
         "external_id",
         "wamid.two",
         "wamid.xyzxyz",
@@ -166,11 +179,19 @@ def test_every_status_sample(client, organization, whatsapp, name):
 
 def test_read_before_delivered_stays_read(client, organization, whatsapp):
     message = f.sent_message(organization, whatsapp, "wamid.xyzxyz", kind="whatsapp")
-    for name in ("whatsapp_status_read.json", "whatsapp_status_delivered.json", "whatsapp_status_sent.json"):
+    for name in (
+        "whatsapp_status_read.json",
+        "whatsapp_status_delivered.json",
+        "whatsapp_status_sent.json",
+    ):
         f.post_whatsapp(client, whatsapp, f.sample(name))
     message.refresh_from_db()
     assert message.status == "read"
-    assert sorted(message.status_updates.values_list("status", flat=True)) == ["delivered", "read", "sent"]
+    assert sorted(message.status_updates.values_list("status", flat=True)) == [
+        "delivered",
+        "read",
+        "sent",
+    ]
     assert f.event_count(organization, "message.delivered") == 0
     assert f.event_count(organization, "message.read") == 1
 
@@ -180,7 +201,10 @@ def test_bad_signatures_are_403(client, organization, whatsapp, case):
     body = f.sample("whatsapp_inbound_text.json")
     if case == "tampered":
         response = f.post_whatsapp(
-            client, whatsapp, body.replace(b"Body Text", b"Evil Text"), signature=f.whatsapp_signature(body)
+            client,
+            whatsapp,
+            body.replace(b"Body Text", b"Evil Text"),
+            signature=f.whatsapp_signature(body),
         )
     elif case == "wrong_secret":
         response = f.post_whatsapp(client, whatsapp, body, secret="other")
@@ -215,7 +239,9 @@ def test_malformed_signed_payloads_are_400(client, whatsapp, body):
 
 def test_a_batch_with_one_bad_item_stores_nothing(client, whatsapp):
     payload = f.sample_json("whatsapp_inbound_text.json")
-    payload["entry"][0]["changes"][0]["value"]["messages"].append({"id": "w2", "from": "12", "type": "text"})
+    payload["entry"][0]["changes"][0]["value"]["messages"].append(
+        {"id": "w2", "from": "12", "type": "text"}
+    )
     response = f.post_whatsapp(client, whatsapp, json.dumps(payload).encode())
     assert response.status_code == 400
     assert not Message.objects.exists() and not Contact.objects.exists()
