@@ -157,7 +157,7 @@ class MessageInboundView(OrganizationAPIView):
             required=False, max_length=255, help_text="Your id for the message (dedupe)."
         )
         channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
-        sender = InboundSenderInput(source="from")
+        sender = InboundSenderInput()
         text = serializers.CharField(allow_blank=True, max_length=100_000, default="")
         subject = serializers.CharField(
             required=False, allow_blank=True, max_length=255, default=""
