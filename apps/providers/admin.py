@@ -60,11 +60,12 @@ class ChannelConnectionForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         credentials = cleaned.get("credentials") or {}
-        provider = self.instance.provider if self.instance.pk else cleaned.get("provider")
+        adding = self.instance._state.adding
+        provider = cleaned.get("provider") if adding else self.instance.provider
         if not provider:
             return cleaned
         merged = dict(credentials)
-        if self.instance.pk:
+        if not adding:
             merged = {**self.instance.config, **credentials}
             if self.instance.api_base and "api_base" not in credentials:
                 merged["api_base"] = self.instance.api_base
