@@ -94,14 +94,14 @@ def test_resolved_or_snoozed_conversation_reopens(organization, contact, status)
 
 
 def test_duplicate_provider_id_stores_and_emits_nothing(organization, contact, twilio):
-    kwargs = dict(
-        organization=organization,
-        contact_id=contact.pk,
-        channel="sms",
-        channel_connection_id=twilio.pk,
-        provider_message_id="SM1",
-        text="x",
-    )
+    kwargs = {
+        "organization": organization,
+        "contact_id": contact.pk,
+        "channel": "sms",
+        "channel_connection_id": twilio.pk,
+        "provider_message_id": "SM1",
+        "text": "x",
+    }
     assert message_record_inbound(**kwargs).created
     Conversation.objects.update(status="resolved")
     again = message_record_inbound(**kwargs)

@@ -196,10 +196,10 @@ def test_fuzz_signed_json_shapes_never_5xx(client, whatsapp, manychat):
         assert f.post_whatsapp(client, whatsapp, body).status_code < 500, body[:300]
         mc = {
             "data": {
-                "id": rng.choice(atoms + ["123"]),
+                "id": rng.choice([*atoms, "123"]),
                 "last_input_text": rng.choice(atoms),
                 "name": rng.choice(atoms),
-                "whatsapp_phone": rng.choice(atoms + ["+14155550100"]),
+                "whatsapp_phone": rng.choice([*atoms, "+14155550100"]),
             }
         }
         assert f.post_manychat(client, manychat, json.dumps(mc).encode()).status_code < 500
