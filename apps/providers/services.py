@@ -3,6 +3,7 @@ the send worker's provider call (`message_deliver`)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import mimetypes
 import random
@@ -153,6 +154,17 @@ class IngressResult:
     statuses: int = 0
 
 
+@functools.lru_cache(maxsize=4096)
+def _normalized(kind: str, value: str, region: str) -> str:
+    """Identity normalization (phonenumbers parsing is the costly part), memoized: the same
+    senders write again and again."""
+    if kind == "phone":
+        return normalize_phone(value, region=region)
+    if kind == "email":
+        return normalize_email(value)
+    return normalize_identity(kind, value, region=region)
+
+
 def sender_keys(*, organization, sender: Sender) -> dict[str, str]:
     """The sender's identities, normalized as `contact_upsert` does ({kind: value})."""
     region = organization.default_phone_region
@@ -160,13 +172,15 @@ def sender_keys(*, organization, sender: Sender) -> dict[str, str]:
     sender.name = conversations.clean_text(sender.name, 200).strip()
     try:
         for kind, value in sender.identities:
-            keys[kind] = normalize_identity(kind, conversations.clean_text(value), region=region)
-        if sender.email:
-            email = normalize_email(conversations.clean_text(sender.email))
-            keys.setdefault(IdentityKind.EMAIL, email)
-        if sender.phone:
-            phone = normalize_phone(conversations.clean_text(sender.phone), region=region)
-            keys.setdefault(IdentityKind.PHONE, phone)
+            keys[kind] = _normalized(kind, conversations.clean_text(value), region)
+        if sender.email and IdentityKind.EMAIL not in keys:
+            keys[IdentityKind.EMAIL] = _normalized(
+                "email", conversations.clean_text(sender.email), region
+            )
+        if sender.phone and IdentityKind.PHONE not in keys:
+            keys[IdentityKind.PHONE] = _normalized(
+                "phone", conversations.clean_text(sender.phone), region
+            )
     except InvalidIdentity as exc:
         raise ValidationFailed(str(exc), code="invalid_identity") from None
     for value in keys.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 
 import requests
 from celery import shared_task
@@ -36,15 +37,21 @@ def sends_sweep() -> int:
     return len(sweep()) + len(attachments_sweep())
 
 
-@shared_task(
-    name="apps.providers.tasks.attachment_download",
-    acks_late=True,
-    autoretry_for=(requests.RequestException,),
-    retry_backoff=5,
-    retry_jitter=True,
-    max_retries=3,
-)
-def attachment_download(attachment_id: str) -> str:
+DOWNLOAD_RETRIES = 3
+
+
+@shared_task(name="apps.providers.tasks.attachment_download", acks_late=True, bind=True)
+def attachment_download(self, attachment_id: str) -> str:
+    """Fetch one attachment; transient errors retry with backoff, then the row says failed."""
+    from apps.conversations.models import Attachment
+    from apps.conversations.services import attachment_mark
     from apps.providers.services import attachment_download as download
 
-    return download(attachment_id=attachment_id)
+    try:
+        return download(attachment_id=attachment_id)
+    except requests.RequestException as exc:
+        if self.request.retries >= DOWNLOAD_RETRIES:
+            attachment = Attachment.objects.get(pk=attachment_id)
+            attachment_mark(attachment=attachment, error=f"gave up: {exc}"[:300])
+            return "failed"
+        raise self.retry(countdown=5 * 2**self.request.retries + random.uniform(0, 2)) from exc
