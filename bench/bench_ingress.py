@@ -282,11 +282,9 @@ def pgbench_script(ctx: dict) -> str:
     org = ctx["organization_id"]
     phone = "'+1202555' || (1000 + :n)::text"
     lookup = selectors._SENDER_SQL.format(pairs="('phone', %s)") % (f"'{org}'", phone)
-    lookup = (
-        "SELECT t.contact_id, t.conv_id FROM ("
-        + " ".join(lookup.split())
-        + ") AS t(kind, contact_id, merged_into_id, name, email, phone, conv_id, status) \\gset"
-    )
+    columns = "kind, contact_id, merged_into_id, name, email, phone, conv_id, status"
+    lookup = " ".join(lookup.split())
+    lookup = f"SELECT t.contact_id, t.conv_id FROM ({lookup}) AS t({columns}) \\gset"  # noqa: S608
     values = {
         "id": UUID7_SQL,
         "org": f"'{org}'",
