@@ -52,30 +52,27 @@ class MessageOutput(serializers.Serializer):
         return StatusUpdateOutput(updates, many=True).data
 
 
+class MessageSendInput(serializers.Serializer):
+    contact_id = serializers.UUIDField()
+    text = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
+    channel = serializers.ChoiceField(
+        choices=[c for c in Channel.choices if c[0] != Channel.API], required=False
+    )
+    purpose = serializers.ChoiceField(choices=PromptPurpose.choices, required=False)
+    template = serializers.CharField(required=False, max_length=100)
+    template_variables = serializers.ListField(
+        child=serializers.CharField(max_length=1000, allow_blank=True),
+        required=False,
+        max_length=20,
+    )
+    subject = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+
 class MessageSendView(OrganizationAPIView):
     """`POST /api/v1/messages/`: queue an outbound message (202); the provider call is async."""
 
-    class InputSerializer(serializers.Serializer):
-        contact_id = serializers.UUIDField()
-        text = serializers.CharField(
-            required=False, allow_blank=True, max_length=10_000, default=""
-        )
-        channel = serializers.ChoiceField(
-            choices=[c for c in Channel.choices if c[0] != Channel.API], required=False
-        )
-        purpose = serializers.ChoiceField(choices=PromptPurpose.choices, required=False)
-        template = serializers.CharField(required=False, max_length=100)
-        template_variables = serializers.ListField(
-            child=serializers.CharField(max_length=1000, allow_blank=True),
-            required=False,
-            max_length=20,
-        )
-        subject = serializers.CharField(
-            required=False, allow_blank=True, max_length=255, default=""
-        )
-
     @extend_schema(
-        request=InputSerializer,
+        request=MessageSendInput,
         responses={202: MessageOutput},
         summary="Queue a message to a contact",
         description=(
@@ -91,7 +88,7 @@ class MessageSendView(OrganizationAPIView):
         ],
     )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = MessageSendInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         contact = self.get_scoped_object(Contact, pk=values["contact_id"])
@@ -149,30 +146,29 @@ class InboundOutput(serializers.Serializer):
     duplicate = serializers.BooleanField()
 
 
+class MessageInboundInput(serializers.Serializer):
+    message_id = serializers.CharField(
+        required=False, max_length=255, help_text="Your id for the message (dedupe)."
+    )
+    channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
+    sender = InboundSenderInput()
+    text = serializers.CharField(allow_blank=True, max_length=100_000, default="")
+    subject = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    sent_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    in_reply_to = serializers.UUIDField(required=False, allow_null=True, default=None)
+    attachments = InboundAttachmentInput(many=True, required=False, max_length=20)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("sender")
+        return fields
+
+
 class MessageInboundView(OrganizationAPIView):
     """`POST /api/v1/messages/inbound/`: a normalized inbound message from a custom channel."""
 
-    class InputSerializer(serializers.Serializer):
-        message_id = serializers.CharField(
-            required=False, max_length=255, help_text="Your id for the message (dedupe)."
-        )
-        channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
-        sender = InboundSenderInput()
-        text = serializers.CharField(allow_blank=True, max_length=100_000, default="")
-        subject = serializers.CharField(
-            required=False, allow_blank=True, max_length=255, default=""
-        )
-        sent_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-        in_reply_to = serializers.UUIDField(required=False, allow_null=True, default=None)
-        attachments = InboundAttachmentInput(many=True, required=False, max_length=20)
-
-        def get_fields(self):
-            fields = super().get_fields()
-            fields["from"] = fields.pop("sender")
-            return fields
-
     @extend_schema(
-        request=InputSerializer,
+        request=MessageInboundInput,
         responses={200: InboundOutput},
         summary="Record an inbound message from a custom channel",
         description=(
@@ -195,7 +191,7 @@ class MessageInboundView(OrganizationAPIView):
         ],
     )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = MessageInboundInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         recorded, duplicate_of = services.api_inbound_record(
