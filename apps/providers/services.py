@@ -448,8 +448,60 @@ def _mark_inbound(channel: ChannelConnection) -> None:
     ChannelConnection.objects.filter(pk=channel.pk).update(last_inbound_at=timezone.now())
 
 
+EARLY_STATUS_SECONDS = 600
+
+
+def _early_key(channel_id, provider_message_id: str) -> str:
+    return f"early-status:{channel_id}:{provider_message_id}"
+
+
+def _early_status_keep(channel: ChannelConnection, report: StatusReport) -> None:
+    """A status can beat our own record of the send (Twilio calls back within milliseconds
+    of answering us): keep it briefly; `status_replay_early` applies it once the provider
+    id is stored."""
+    from django.core.cache import cache
+
+    key = _early_key(channel.pk, report.provider_message_id)
+    try:
+        kept = cache.get(key) or []
+        kept.append(
+            {
+                "status": report.status,
+                "occurred_at": report.occurred_at,
+                "error_code": report.error_code,
+                "error_reason": report.error_reason,
+                "opted_out": report.opted_out,
+            }
+        )
+        cache.set(key, kept[-10:], timeout=EARLY_STATUS_SECONDS)
+    except Exception:  # the cache is an optimization here
+        logger.warning("could not keep an early status report", exc_info=True)
+
+
+def status_replay_early(*, channel: ChannelConnection, provider_message_id: str | None) -> int:
+    """Apply status reports that arrived before the send was recorded. Idempotent."""
+    from django.core.cache import cache
+
+    if not provider_message_id:
+        return 0
+    key = _early_key(channel.pk, provider_message_id)
+    try:
+        kept = cache.get(key) or []
+        cache.delete(key)
+    except Exception:
+        return 0
+    for item in kept:
+        status_apply(
+            channel=channel, report=StatusReport(provider_message_id=provider_message_id, **item)
+        )
+    return len(kept)
+
+
 def status_apply(*, channel: ChannelConnection, report: StatusReport) -> None:
-    """Apply one provider status report (monotonic, deduplicated; see message_apply_status)."""
+    """Apply one provider status report (monotonic, deduplicated; see message_apply_status).
+
+    A report for a message we do not know (yet) is kept for a few minutes: it may have beaten
+    the send worker's own update."""
     organization = channel.organization
     with transaction.atomic(savepoint=False):
         applied = None
@@ -465,6 +517,9 @@ def status_apply(*, channel: ChannelConnection, report: StatusReport) -> None:
                 raw=report.raw,
                 provider=channel.provider,
             )
+        if applied is not None and applied.message is None and report.provider_message_id:
+            _early_status_keep(channel, report)
+            return
         if report.opted_out:
             message = (
                 applied.message
@@ -631,6 +686,7 @@ def message_deliver(*, message_id) -> DeliverResult:
                 provider=provider,
                 response=outcome.response,
             )
+        status_replay_early(channel=channel, provider_message_id=outcome.provider_message_id)
         metrics.sends.labels(provider, "sent").inc()
         return DeliverResult("sent")
     if outcome.retry and message.send_attempts < MAX_SEND_ATTEMPTS:

@@ -433,3 +433,17 @@ def test_send_retry_replays_a_failed_message(organization, receiver):
     message_send_retry(organization=organization, message=message)
     assert deliver(message).outcome == "sent"
     assert message.error_code == "" and message.status == "sent"
+
+
+def test_a_status_that_beats_the_send_record_is_applied_after(client, organization, receiver):
+    channel = f.twilio_channel(organization, api_base=receiver.url)
+    receiver.respond(sample_reply("twilio_send_response_201.json", status=201))
+    message = queue(organization, channel, kind="sms", phone="+14133881111")
+    early = f.twilio_form(
+        MessageSid="SM1ad8ee5b2d2a4d5d8f6e1c2b3a4d5e6f", MessageStatus="delivered"
+    )
+    assert f.post_twilio(client, channel, early, status=True).status_code == 200
+    assert deliver(message).outcome == "sent"
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    assert f.event_count(organization, "message.delivered") == 1
