@@ -1,7 +1,7 @@
 """Ingress benchmark: signed Twilio and WhatsApp webhooks against gunicorn, vs the DB ceiling.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/sb_x REDIS_URL=redis://127.0.0.1:6379/5 \\
-        .venv/bin/python bench/bench_ingress.py [--requests 6000] [--rounds 2]
+        .venv/bin/python bench/bench_ingress.py [--requests 6000] [--rounds 2] [--organizations 1]
 
 What it does, all on this machine:
 1. Creates (or reuses) the database `<DATABASE_URL name>_bench`, migrates it, and sets up
@@ -68,13 +68,19 @@ def ensure_database(url: str, name: str) -> None:
 # --- setup (in this process, through the services) ----------------------------------------------
 
 
-def setup(senders: int, public_url: str) -> dict:
+def setup(senders: int, public_url: str, organizations: int = 1) -> list[dict]:
+    """`organizations` organizations, each with its channels and known senders."""
     import django
 
     django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    per_org = max(1, senders // organizations)
+    return [setup_organization(per_org, public_url) for _ in range(organizations)]
+
+
+def setup_organization(senders: int, public_url: str) -> dict:
     from apps.conversations.services import conversation_for_contact
     from apps.crm.services import contact_upsert
     from apps.providers.services import channel_create
@@ -123,16 +129,17 @@ def setup(senders: int, public_url: str) -> dict:
 # --- requests -----------------------------------------------------------------------------------
 
 
-def twilio_requests(ctx: dict, count: int, host: str) -> list[bytes]:
+def twilio_requests(ctxs: list[dict], count: int, host: str) -> list[bytes]:
     from django.http import QueryDict
     from twilio.request_validator import RequestValidator
 
     validator = RequestValidator(TWILIO_TOKEN)
-    path = f"/hooks/twilio/{ctx['twilio']}/"
-    url = ctx["public_url"] + path
     run = secrets.token_hex(4)
     out = []
     for n in range(count):
+        ctx = ctxs[n % len(ctxs)]
+        path = f"/hooks/twilio/{ctx['twilio']}/"
+        url = ctx["public_url"] + path
         body = urlencode(
             {
                 "ToCountry": "US",
@@ -161,15 +168,16 @@ def twilio_requests(ctx: dict, count: int, host: str) -> list[bytes]:
     return out
 
 
-def whatsapp_requests(ctx: dict, count: int, host: str) -> list[bytes]:
+def whatsapp_requests(ctxs: list[dict], count: int, host: str) -> list[bytes]:
     import hashlib
     import hmac
 
-    path = f"/hooks/whatsapp/{ctx['whatsapp']}/"
     run = secrets.token_hex(4)
     out = []
     now = int(time.time())
     for n in range(count):
+        ctx = ctxs[n % len(ctxs)]
+        path = f"/hooks/whatsapp/{ctx['whatsapp']}/"
         wa_id = ctx["phones"][n % len(ctx["phones"])][1:]
         payload = {
             "object": "whatsapp_business_account",
@@ -365,10 +373,12 @@ def pgbench_script(ctx: dict) -> str:
     )
 
 
-def run_pgbench(db_url: str, script: str, seconds: int) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
-        handle.write(script)
-        path = handle.name
+def run_pgbench(db_url: str, scripts: list[str], seconds: int) -> dict:
+    paths = []
+    for script in scripts:  # one per organization, picked at random per transaction
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+            handle.write(script)
+            paths.append(handle.name)
     parsed = urlparse(db_url)
     log_dir = tempfile.mkdtemp(prefix="sb-pgbench-")
     try:
@@ -384,8 +394,7 @@ def run_pgbench(db_url: str, script: str, seconds: int) -> dict:
                 "2",
                 "-T",
                 str(seconds),
-                "-f",
-                path,
+                *[arg for path in paths for arg in ("-f", path)],
                 "-l",
                 "--log-prefix",
                 os.path.join(log_dir, "tx"),
@@ -416,7 +425,8 @@ def run_pgbench(db_url: str, script: str, seconds: int) -> dict:
             "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         }
     finally:
-        os.unlink(path)
+        for path in paths:
+            os.unlink(path)
         shutil.rmtree(log_dir, ignore_errors=True)
 
 
@@ -427,7 +437,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=6000, help="per scenario and round")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--senders", type=int, default=500)
+    parser.add_argument("--senders", type=int, default=500, help="known senders in all")
+    parser.add_argument(
+        "--organizations",
+        type=int,
+        default=1,
+        help="spread the load over this many organizations (each has its event sequence)",
+    )
     parser.add_argument("--pgbench-seconds", type=int, default=8)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 4)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", 4)))
@@ -456,10 +472,8 @@ def main() -> None:
         "WEB_THREADS": str(args.threads),
     }
     os.environ.update(env)
-    ctx = setup(args.senders, public_url)
-    print(
-        f"database {db_name}; organization {ctx['organization_id']}; {args.senders} known senders"
-    )
+    ctxs = setup(args.senders, public_url, args.organizations)
+    print(f"database {db_name}; {len(ctxs)} organization(s); {args.senders} known senders")
 
     server = subprocess.Popen(
         [
@@ -492,16 +506,16 @@ def main() -> None:
             f"({'gthread' if args.threads > 1 else 'sync'}), {CONCURRENCY} client connections"
         )
         warm = run_load(
-            "127.0.0.1", port, twilio_requests(ctx, 400, host) + whatsapp_requests(ctx, 400, host)
+            "127.0.0.1", port, twilio_requests(ctxs, 400, host) + whatsapp_requests(ctxs, 400, host)
         )
         if set(warm["statuses"]) != {200}:
             raise SystemExit(f"warm-up answers: {warm['statuses']}")
-        script = pgbench_script(ctx)
+        scripts = [pgbench_script(ctx) for ctx in ctxs]
         results: dict[str, list[dict]] = {"ceiling": [], "twilio": [], "whatsapp": []}
         for round_no in range(1, args.rounds + 1):
-            tw = twilio_requests(ctx, args.requests, host)
-            wa = whatsapp_requests(ctx, args.requests, host)
-            results["ceiling"].append(run_pgbench(db_url, script, args.pgbench_seconds))
+            tw = twilio_requests(ctxs, args.requests, host)
+            wa = whatsapp_requests(ctxs, args.requests, host)
+            results["ceiling"].append(run_pgbench(db_url, scripts, args.pgbench_seconds))
             results["twilio"].append(run_load("127.0.0.1", port, tw))
             results["whatsapp"].append(run_load("127.0.0.1", port, wa))
             c, t, w = results["ceiling"][-1], results["twilio"][-1], results["whatsapp"][-1]
