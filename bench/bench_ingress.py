@@ -281,8 +281,12 @@ UUID7_SQL = (
 )
 
 
-def pgbench_script(ctx: dict) -> str:
-    """One ingress transaction for a known sender, built from the code's own SQL strings."""
+def pgbench_script(ctx: dict, mode: str = "prepared") -> str:
+    """One ingress transaction for a known sender, built from the code's own SQL strings.
+
+    In `prepared` mode pgbench binds its variables as parameters (no quotes); in `simple`
+    mode it pastes them into the text (quoted)."""
+    q = "'" if mode == "simple" else ""
     from apps.conversations import selectors
     from apps.conversations import services as conversations
     from apps.events import services as events
@@ -297,8 +301,8 @@ def pgbench_script(ctx: dict) -> str:
         "id": UUID7_SQL,
         "org": f"'{org}'",
         "now": "now()",
-        "conversation": "':conv_id'",
-        "contact": "':contact_id'",
+        "conversation": f"{q}:conv_id{q}",
+        "contact": f"{q}:contact_id{q}",
         "channel": "'sms'",
         "connection": f"'{ctx['twilio']}'",
         "provider_id": "'pg' || :n || '-' || :r1 || '-' || :r2",
@@ -373,7 +377,7 @@ def pgbench_script(ctx: dict) -> str:
     )
 
 
-def run_pgbench(db_url: str, scripts: list[str], seconds: int) -> dict:
+def run_pgbench(db_url: str, scripts: list[str], seconds: int, mode: str = "prepared") -> dict:
     paths = []
     for script in scripts:  # one per organization, picked at random per transaction
         with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
@@ -387,7 +391,7 @@ def run_pgbench(db_url: str, scripts: list[str], seconds: int) -> dict:
                 "pgbench",
                 "-n",
                 "-M",
-                "simple",
+                mode,
                 "-c",
                 str(CONCURRENCY),
                 "-j",
@@ -445,6 +449,12 @@ def main() -> None:
         help="spread the load over this many organizations (each has its event sequence)",
     )
     parser.add_argument("--pgbench-seconds", type=int, default=8)
+    parser.add_argument(
+        "--pgbench-mode",
+        choices=("prepared", "simple"),
+        default="prepared",
+        help="prepared (default; the ingress prepares its hot statements too) or simple",
+    )
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 4)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", 4)))
     args = parser.parse_args()
@@ -510,12 +520,14 @@ def main() -> None:
         )
         if set(warm["statuses"]) != {200}:
             raise SystemExit(f"warm-up answers: {warm['statuses']}")
-        scripts = [pgbench_script(ctx) for ctx in ctxs]
+        scripts = [pgbench_script(ctx, args.pgbench_mode) for ctx in ctxs]
         results: dict[str, list[dict]] = {"ceiling": [], "twilio": [], "whatsapp": []}
         for round_no in range(1, args.rounds + 1):
             tw = twilio_requests(ctxs, args.requests, host)
             wa = whatsapp_requests(ctxs, args.requests, host)
-            results["ceiling"].append(run_pgbench(db_url, scripts, args.pgbench_seconds))
+            results["ceiling"].append(
+                run_pgbench(db_url, scripts, args.pgbench_seconds, args.pgbench_mode)
+            )
             results["twilio"].append(run_load("127.0.0.1", port, tw))
             results["whatsapp"].append(run_load("127.0.0.1", port, wa))
             c, t, w = results["ceiling"][-1], results["twilio"][-1], results["whatsapp"][-1]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, Direction, Message
+from apps.conversations.sql import fetch_prepared
 from apps.core.choices import Channel
 from apps.core.errors import NotFound
 
@@ -119,6 +119,4 @@ def sender_lookup(*, organization_id, keys: dict[str, str]) -> list[tuple]:
     params: list = [organization_id]
     for kind, value in keys.items():
         params += [kind, value]
-    with connection.cursor() as cursor:
-        cursor.execute(_SENDER_SQL.format(pairs=pairs), params)
-        return cursor.fetchall()
+    return fetch_prepared(_SENDER_SQL.format(pairs=pairs), params, many=True)

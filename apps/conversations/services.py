@@ -31,6 +31,7 @@ from apps.conversations.models import (
     MessageStatusUpdate,
     SenderKind,
 )
+from apps.conversations.sql import fetch_prepared
 from apps.core import tracing
 from apps.core.choices import Channel
 from apps.core.errors import Unprocessable, ValidationFailed
@@ -261,33 +262,31 @@ def message_record_inbound(
         message_id = uuid7()
         inbound_at = min(sent_at, now) if sent_at else now
         trace_id = tracing.current_trace_id()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _INBOUND_SQL,
-                {
-                    "id": message_id,
-                    "org": organization.pk,
-                    "now": now,
-                    "conversation": conversation_id,
-                    "contact": contact_id,
-                    "channel": channel,
-                    "connection": channel_connection_id,
-                    "provider_id": provider_message_id,
-                    "text": text,
-                    "subject": subject,
-                    "reply_to": reply_to_id,
-                    "reply_to_provider_id": clean_text(reply_to_provider_id, 255),
-                    "email_message_id": clean_text(email_message_id, 255),
-                    "sent_at": sent_at,
-                    "trace_id": trace_id,
-                    "raw": json.dumps(clean_json(raw), cls=DjangoJSONEncoder)
-                    if raw is not None
-                    else None,
-                    "preview": _preview(text, subject, len(attachments)),
-                    "inbound_at": inbound_at,
-                },
-            )
-            inserted, old_status, _ = cursor.fetchone()
+        inserted, old_status, _ = fetch_prepared(
+            _INBOUND_SQL,
+            {
+                "id": message_id,
+                "org": organization.pk,
+                "now": now,
+                "conversation": conversation_id,
+                "contact": contact_id,
+                "channel": channel,
+                "connection": channel_connection_id,
+                "provider_id": provider_message_id,
+                "text": text,
+                "subject": subject,
+                "reply_to": reply_to_id,
+                "reply_to_provider_id": clean_text(reply_to_provider_id, 255),
+                "email_message_id": clean_text(email_message_id, 255),
+                "sent_at": sent_at,
+                "trace_id": trace_id,
+                "raw": json.dumps(clean_json(raw), cls=DjangoJSONEncoder)
+                if raw is not None
+                else None,
+                "preview": _preview(text, subject, len(attachments)),
+                "inbound_at": inbound_at,
+            },
+        )
         if inserted is None:
             return RecordedInbound(None, conversation_id, contact_id)
 
@@ -325,26 +324,24 @@ def message_record_inbound(
                     "channel": channel,
                 },
             )
-        message = Message(
-            id=message_id,
-            conversation_id=conversation_id,
-            contact_id=contact_id,
-            channel=channel,
-            direction=Direction.INBOUND,
-            text=text,
-            provider_message_id=provider_message_id,
-            status=MessageStatus.RECEIVED,
-            sent_at=sent_at,
-        )
         emit(
             organization=organization,
             type="message.received",
             subject_type="message",
             subject_id=message_id,
-            data=message_event_data(
-                message,
-                provider=provider,
-                attachments=[
+            data={
+                "message_id": str(message_id),
+                "conversation_id": str(conversation_id),
+                "contact_id": str(contact_id),
+                "channel": channel,
+                "direction": Direction.INBOUND.value,
+                "text": text,
+                "provider": provider,
+                "provider_message_id": provider_message_id,
+                "status": MessageStatus.RECEIVED.value,
+                "error_code": None,
+                "error_reason": None,
+                "attachments": [
                     {
                         "id": str(a.id),
                         "content_type": a.content_type,
@@ -353,7 +350,8 @@ def message_record_inbound(
                     }
                     for a in attachment_rows
                 ],
-            ),
+                "sent_at": sent_at,
+            },
             trace_id=trace_id,
             occurred_at=now,
         )
