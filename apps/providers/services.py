@@ -26,7 +26,7 @@ from apps.conversations.models import (
     MessageStatus,
     SenderKind,
 )
-from apps.conversations.selectors import sender_lookup
+from apps.conversations.selectors import sender_lookup, whatsapp_window_open
 from apps.core.choices import Channel, Provider
 from apps.core.errors import ValidationFailed
 from apps.core.tasks import enqueue_on_commit
@@ -636,9 +636,9 @@ def message_deliver(*, message_id) -> DeliverResult:
     """
     if not conversations.message_claim_for_send(message_id=message_id, lease=SEND_LEASE):
         return DeliverResult("skipped")
-    message = Message.objects.select_related("channel_connection", "contact", "organization").get(
-        pk=message_id
-    )
+    message = Message.objects.select_related(
+        "channel_connection", "contact", "organization", "conversation"
+    ).get(pk=message_id)
     organization = message.organization
     channel = message.channel_connection
     provider = channel.provider if channel is not None else ""
@@ -658,6 +658,23 @@ def message_deliver(*, message_id) -> DeliverResult:
             message=message,
             error_code="opted_out",
             reason=f"The contact opted out of {message.channel} messages.",
+            provider=provider,
+        )
+        metrics.sends.labels(provider, "failed").inc()
+        return DeliverResult("failed")
+
+    if (
+        message.channel == Channel.WHATSAPP
+        and not (message.raw or {}).get("template")
+        and not whatsapp_window_open(organization=organization, conversation=message.conversation)
+    ):
+        # queued inside the window, but it closed while the send waited (rate limit, retries)
+        conversations.message_mark_failed(
+            organization=organization,
+            message=message,
+            error_code="whatsapp_window_closed",
+            reason="The WhatsApp 24-hour window closed before the message could be sent; "
+            "send an approved template instead.",
             provider=provider,
         )
         metrics.sends.labels(provider, "failed").inc()

@@ -447,3 +447,18 @@ def test_a_status_that_beats_the_send_record_is_applied_after(client, organizati
     message.refresh_from_db()
     assert message.status == "delivered"
     assert f.event_count(organization, "message.delivered") == 1
+
+
+def test_whatsapp_window_closing_before_the_send_fails_it(organization, receiver):
+    from apps.conversations.models import Conversation
+
+    channel = f.whatsapp_channel(organization, api_base=receiver.url)
+    message = queue(
+        organization, channel, kind="whatsapp", identities=[("whatsapp_id", "16505551234")]
+    )
+    Conversation.objects.filter(pk=message.conversation_id).update(
+        last_inbound_at=timezone.now() - timedelta(hours=25)
+    )
+    assert deliver(message).outcome == "failed"
+    assert message.error_code == "whatsapp_window_closed"
+    assert receiver.requests == []
