@@ -316,3 +316,23 @@ def test_private_urls_from_the_api_are_not_fetched(api, settings):
     )
     attachment = Attachment.objects.get()
     assert services.attachment_download(attachment_id=attachment.id) == "failed"
+
+
+@pytest.mark.django_db
+def test_demo_seed_is_idempotent():
+    from apps.conversations.models import Message
+    from apps.providers.demo import seed_demo
+    from tests.factories import OrganizationFactory
+
+    organization = OrganizationFactory(slug="demo")
+    seed_demo(organization=organization)
+    seed_demo(organization=organization)
+    assert ChannelConnection.objects.filter(organization=organization).count() == 2
+    assert Message.objects.filter(organization=organization).count() == 1
+
+
+def test_sends_sweep_is_scheduled():
+    from apps.core.schedule import collect_beat_schedule
+
+    entry = collect_beat_schedule()["providers.sends-sweep"]
+    assert entry["task"] == "apps.providers.tasks.sends_sweep"
