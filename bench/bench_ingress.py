@@ -264,7 +264,8 @@ def _cpu_seconds(pids) -> float:
         try:
             with open(f"/proc/{pid}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            # utime + stime, plus reaped children (a recycled gunicorn worker lands there)
+            total += sum(int(v) for v in fields[11:15])
         except (OSError, IndexError, ValueError):
             continue
     return total / tick
@@ -545,6 +546,8 @@ def main() -> None:
             "-c",
             str(ROOT / "gunicorn.conf.py"),
             "--no-control-socket",
+            "--max-requests",
+            "0",  # no worker recycling mid-measurement (production recycles every ~5000)
             "--worker-class",
             "gthread" if args.threads > 1 else "sync",
         ],
