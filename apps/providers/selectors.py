@@ -7,7 +7,6 @@ import threading
 import time
 
 from django.conf import settings
-from django.db.models import Q
 
 from apps.core.choices import Channel, Provider
 from apps.core.errors import Unprocessable
@@ -169,63 +168,33 @@ def contact_opted_out(*, contact, channel: str) -> bool:
 
 
 def whatsapp_template(*, organization, purpose: str | None, name: str | None = None):
-    """An approved WhatsApp template: by name, or for the purpose; the organization's own
-    first, then shared ones (the organization's niche before niche-less ones)."""
-    from apps.niches.models import PlatformTemplate
+    """An approved WhatsApp template by name or for the purpose (the organization's own
+    first; see `apps.niches.selectors.platform_template_for`)."""
+    from apps.niches.selectors import platform_template_for
 
-    if not name and not purpose:
-        return None
-    queryset = PlatformTemplate.objects.filter(
-        Q(organization=organization)
-        | Q(organization__isnull=True, niche_id=organization.primary_niche_id)
-        | Q(organization__isnull=True, niche__isnull=True),
-        channel=Channel.WHATSAPP,
-        is_approved=True,
+    return platform_template_for(
+        organization=organization, channel=Channel.WHATSAPP, purpose=purpose, name=name
     )
-    queryset = queryset.filter(name=name) if name else queryset.filter(purpose=purpose)
-    rows = list(queryset)
-    rows.sort(key=lambda t: (t.organization_id is None, t.niche_id is None, t.name))
-    return rows[0] if rows else None
 
 
 # --- opt-out keywords -----------------------------------------------------------------------
 
-DEFAULT_KEYWORDS = {
-    "stop": frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}),
-    "start": frozenset({"START", "UNSTOP"}),
-    "help": frozenset({"HELP", "INFO"}),
-}
 KEYWORD_CACHE_SECONDS = 60.0
 _keyword_cache: dict[tuple, tuple[float, dict]] = {}
 
 
-def opt_out_keywords(*, niche_id, channel: str) -> dict[str, frozenset[str]]:
-    """{"stop", "start", "help"} keyword sets from the niche's and the global ComplianceRule
-    rows of kind `opt_out_keywords`; the defaults when there are none. Cached a minute."""
-    from apps.niches.models import ComplianceRule, ComplianceRuleKind
+def opt_out_keywords(*, organization, channel: str) -> dict[str, frozenset[str]]:
+    """The organization's {"stop", "start", "help"} keywords on `channel` (semantics:
+    `apps.niches.selectors.opt_out_keywords`), memoized in the process for a minute so the
+    ingress hot path does not read the niche context on every message."""
+    from apps.niches.selectors import opt_out_keywords as niche_keywords
 
-    key = (niche_id, channel)
+    key = (organization.pk, channel)
     now = time.monotonic()
     hit = _keyword_cache.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
-    rows = ComplianceRule.objects.filter(
-        Q(niche_id=niche_id) | Q(niche__isnull=True),
-        kind=ComplianceRuleKind.OPT_OUT_KEYWORDS,
-        is_active=True,
-    ).values_list("config", "channels")
-    found: dict[str, set[str]] = {"stop": set(), "start": set(), "help": set()}
-    for config, channels in rows:
-        if channels and channel not in channels:
-            continue
-        for kind in found:
-            values = (config or {}).get(kind) or []
-            if isinstance(values, list):
-                found[kind].update(str(v).strip().upper() for v in values if str(v).strip())
-    result = {
-        kind: frozenset(values) if values else DEFAULT_KEYWORDS[kind]
-        for kind, values in found.items()
-    }
+    result = niche_keywords(organization=organization, channel=channel)
     _keyword_cache[key] = (now + KEYWORD_CACHE_SECONDS, result)
     return result
 

@@ -33,6 +33,7 @@ from apps.core.tasks import enqueue_on_commit
 from apps.crm import services as crm
 from apps.crm.models import Contact, IdentityKind
 from apps.crm.normalize import InvalidIdentity, normalize_email, normalize_identity, normalize_phone
+from apps.crm.tasks import leads_rescore
 from apps.providers import metrics, ratelimit, selectors
 from apps.providers.models import ChannelConnection, ChannelStatus
 from apps.providers.specs import ORGANIZATION_RATE_PER_SECOND, SPECS
@@ -248,7 +249,7 @@ def _handle_keyword(*, organization, channel, item: InboundItem, contact_id) -> 
     keyword = _keyword(item.text)
     if keyword is None:
         return
-    sets = selectors.opt_out_keywords(niche_id=organization.primary_niche_id, channel=item.channel)
+    sets = selectors.opt_out_keywords(organization=organization, channel=item.channel)
     if keyword not in sets["stop"] | sets["start"] | sets["help"]:
         return
     contact = Contact.objects.get(pk=contact_id)
@@ -311,6 +312,7 @@ def ingress_process(
     """
     organization = channel.organization
     result = IngressResult()
+    rescore = set()
     with transaction.atomic():
         for item in items:
             reply_to = None
@@ -350,6 +352,9 @@ def ingress_process(
             _handle_keyword(
                 organization=organization, channel=channel, item=item, contact_id=contact_id
             )
+            rescore.add(contact_id)
+        for contact_id in rescore:  # keyword rules read messages: off the hot path
+            enqueue_on_commit(leads_rescore, str(organization.pk), str(contact_id))
         for report in statuses:
             result.statuses += 1
             status_apply(channel=channel, report=report)
@@ -436,6 +441,7 @@ def api_inbound_record(*, organization, values: dict):
 
             enqueue_on_commit(attachment_download, str(attachment_id))
         _handle_keyword(organization=organization, channel=None, item=item, contact_id=contact_id)
+        enqueue_on_commit(leads_rescore, str(organization.pk), str(contact_id))
     return recorded, None
 
 

@@ -99,6 +99,7 @@ def test_whatsapp_inside_the_window_sends_free_text(api, whatsapp_writer):
 
 
 def test_whatsapp_window_closed_needs_a_template(api, organization, whatsapp_writer):
+    PlatformTemplate.objects.filter(purpose="follow_up").delete()  # no seeded template either
     Conversation.objects.update(last_inbound_at=timezone.now() - timedelta(hours=25))
     response = send(api, contact_id=str(whatsapp_writer.id), text="Hello!", purpose="follow_up")
     assert response.status_code == 422

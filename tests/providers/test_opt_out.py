@@ -54,7 +54,7 @@ def test_help_default_text(client, organization, twilio):
     assert organization.name in reply.text and "STOP" in reply.text
 
 
-def test_niche_keywords_replace_the_defaults(client, organization, twilio):
+def test_niche_keywords_add_to_the_baseline(client, organization, twilio):
     ComplianceRule.objects.create(
         niche=organization.primary_niche,
         key="fitness-opt-out-test",
@@ -67,8 +67,8 @@ def test_niche_keywords_replace_the_defaults(client, organization, twilio):
     assert ContactConsent.objects.get().status == "opted_out"
     text_in(client, twilio, "ALTA", "SM2")
     assert ContactConsent.objects.get().status == "opted_in"
-    text_in(client, twilio, "STOP", "SM3")  # not a keyword for this niche any more
-    assert ContactConsent.objects.get().status == "opted_in"
+    text_in(client, twilio, "STOP", "SM3")  # the CTIA baseline always works
+    assert ContactConsent.objects.get().status == "opted_out"
 
 
 def test_global_rule_for_another_channel_does_not_apply(client, organization, twilio):
