@@ -89,7 +89,7 @@ def credits_plan_grant(*, organization, now: datetime | None = None) -> CreditLe
     period = period_of(now)
     account, _ = CreditAccount.objects.get_or_create(organization=organization)
     account = CreditAccount.objects.select_for_update().get(pk=account.pk)
-    if account.plan_period == period:
+    if account.plan_period >= period:  # granted already (or a later month's: a late caller)
         return None
     if account.plan_balance:
         expired = account.plan_balance
@@ -120,7 +120,7 @@ def credits_account(*, organization, now: datetime | None = None) -> CreditAccou
     One query when the grant is already there."""
     now = now or timezone.now()
     account = CreditAccount.objects.filter(organization=organization).first()
-    if account is None or account.plan_period != period_of(now):
+    if account is None or account.plan_period < period_of(now):
         credits_plan_grant(organization=organization, now=now)
         account = CreditAccount.objects.get(organization=organization)
     return account
@@ -214,7 +214,7 @@ def credits_grant_monthly(*, now: datetime | None = None) -> int:
     period = period_of(now)
     granted = 0
     accounts = (
-        CreditAccount.objects.exclude(plan_period=period)
+        CreditAccount.objects.filter(plan_period__lt=period)
         .select_related("organization")
         .filter(organization__is_active=True)
     )

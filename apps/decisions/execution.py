@@ -388,7 +388,7 @@ def scheduled_actions_run_due(*, now: datetime | None = None, limit: int = SCHED
     for _ in range(limit):
         with transaction.atomic():
             item = (
-                ScheduledAction.objects.select_for_update(skip_locked=True)
+                ScheduledAction.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("organization", "decision")
                 .filter(status=ScheduledStatus.PENDING, due_at__lte=now)
                 .order_by("due_at")

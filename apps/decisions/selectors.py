@@ -88,7 +88,7 @@ def decision_outcome_stats(*, organization, since: datetime) -> dict:
     (reporting: `{decisions, reply_received, booking_made, deal_won, by_engine}`)."""
     decisions = Decision.objects.filter(organization=organization, created_at__gte=since)
     totals = decisions.aggregate(
-        decisions=Count("id"),
+        decisions=Count("id", distinct=True),
         **{
             kind: Count("outcomes__decision", filter=Q(outcomes__kind=kind), distinct=True)
             for kind in ("reply_received", "booking_made", "deal_won")
