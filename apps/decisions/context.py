@@ -6,9 +6,9 @@ queries (see `decision_context_load`).
   organization (0 queries on a hit);
 - contact, its conversation and the agent's memory: the caller's
   (`selectors.decision_subject_get`, one query);
-- consent per channel, the open lead (answers, score), bookings from 30 days ago on: one
-  query each; open deals: one (+1 for their stages when there are deals); the last
-  messages: one (with a conversation);
+- consent per channel, the open lead (answers, score), open deals with their pipeline's
+  stages, bookings from 30 days ago on, the last messages: ONE query (`_CONTEXT_SQL`, JSON
+  sub-selects), read into the immutable views below (`LeadView`, `DealView`, ...);
 - appointment types and free slots: only when an engine offers or books a slot (1 + 4).
 
 The context is plain data for the engines; it never writes.
@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from django.db.models import Prefetch
+from django.db import connection
 from django.utils import timezone
 
 from apps.bookings.models import LIVE_STATUSES, AppointmentType, Booking, BookingStatus
 from apps.bookings.slots import Slot, slots_compute
+from apps.conversations.models import Message
 from apps.core.choices import Channel
 from apps.core.errors import DomainError
-from apps.crm.models import ConsentStatus, ContactConsent, Deal, DealStatus, Lead, LeadStatus, Stage
+from apps.crm.models import ConsentStatus, ContactConsent, Deal, Lead, LeadStatus, Stage
 from apps.niches.selectors import NicheContext, niche_context
 
 RECENT_MESSAGES = 10
@@ -44,6 +46,126 @@ _ADDRESSABLE = {
     Channel.WHATSAPP: "phone",
     Channel.EMAIL: "email",
 }
+
+
+@dataclass(frozen=True)
+class LeadView:
+    pk: uuid.UUID
+    status: str
+    score: int
+    score_reasons: list
+    answers: dict
+    source: str
+
+
+@dataclass(frozen=True)
+class StageView:
+    pk: uuid.UUID
+    name: str
+    order: int
+    is_won: bool
+    is_lost: bool
+
+
+@dataclass(frozen=True)
+class DealView:
+    pk: uuid.UUID
+    title: str
+    stage: StageView
+    stages: tuple[StageView, ...]  # the pipeline's, in order
+
+
+@dataclass(frozen=True)
+class TypeView:
+    pk: uuid.UUID
+    slug: str
+    name: str
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class BookingView:
+    pk: uuid.UUID
+    start: datetime
+    end: datetime
+    status: str
+    appointment_type: TypeView
+
+
+@dataclass(frozen=True)
+class MessageView:
+    direction: str
+    channel: str
+    text: str
+    created_at: datetime
+
+
+_CONTEXT_SQL = f"""
+SELECT
+  (SELECT coalesce(json_object_agg(cc.channel, cc.status), '{{}}'::json)
+     FROM {ContactConsent._meta.db_table} cc WHERE cc.contact_id = %(contact)s) AS consents,
+  (SELECT row_to_json(l) FROM (
+     SELECT id, status, score, score_reasons, answers, source FROM {Lead._meta.db_table}
+     WHERE organization_id = %(org)s AND contact_id = %(contact)s AND status = ANY(%(open)s)
+     ORDER BY created_at DESC LIMIT 1) l) AS lead,
+  (SELECT coalesce(json_agg(d ORDER BY d.created_at DESC), '[]'::json) FROM (
+     SELECT dl.id, dl.title, dl.created_at, dl.stage_id,
+       (SELECT json_agg(json_build_object('id', s.id, 'name', s.name, 'order', s."order",
+                                          'is_won', s.is_won, 'is_lost', s.is_lost)
+                        ORDER BY s."order")
+          FROM {Stage._meta.db_table} s WHERE s.pipeline_id = dl.pipeline_id) AS stages
+     FROM {Deal._meta.db_table} dl
+     WHERE dl.organization_id = %(org)s AND dl.contact_id = %(contact)s AND dl.status = 'open'
+     ORDER BY dl.created_at DESC LIMIT 5) d) AS deals,
+  (SELECT coalesce(json_agg(b ORDER BY b.start), '[]'::json) FROM (
+     SELECT bk.id, bk.start, bk."end", bk.status, t.id AS type_id, t.slug, t.name, t.is_active
+     FROM {Booking._meta.db_table} bk
+     JOIN {AppointmentType._meta.db_table} t ON t.id = bk.appointment_type_id
+     WHERE bk.organization_id = %(org)s AND bk.contact_id = %(contact)s
+       AND bk.start >= %(since)s
+     ORDER BY bk.start LIMIT 20) b) AS bookings,
+  (SELECT coalesce(json_agg(m ORDER BY m.created_at), '[]'::json) FROM (
+     SELECT direction, channel, text, created_at FROM {Message._meta.db_table}
+     WHERE conversation_id = %(conversation)s AND NOT is_internal_note
+     ORDER BY created_at DESC LIMIT {RECENT_MESSAGES}) m) AS messages
+"""  # noqa: S608 - table names are our models'
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _stage(row: dict) -> StageView:
+    return StageView(
+        pk=uuid.UUID(row["id"]),
+        name=row["name"],
+        order=row["order"],
+        is_won=row["is_won"],
+        is_lost=row["is_lost"],
+    )
+
+
+def _deal(row: dict) -> DealView | None:
+    stages = tuple(_stage(s) for s in row["stages"] or ())
+    stage = next((s for s in stages if str(s.pk) == row["stage_id"]), None)
+    if stage is None:
+        return None
+    return DealView(pk=uuid.UUID(row["id"]), title=row["title"], stage=stage, stages=stages)
+
+
+def _booking(row: dict) -> BookingView:
+    return BookingView(
+        pk=uuid.UUID(row["id"]),
+        start=_time(row["start"]),
+        end=_time(row["end"]),
+        status=row["status"],
+        appointment_type=TypeView(
+            pk=uuid.UUID(row["type_id"]),
+            slug=row["slug"],
+            name=row["name"],
+            is_active=row["is_active"],
+        ),
+    )
 
 
 def related_or_none(obj, name: str):
@@ -216,6 +338,11 @@ class DecisionContext:
                     return kind
         return types[0] if types else None
 
+    def appointment_type_of(self, view):
+        """The organization's active AppointmentType behind a booking's `TypeView` (None
+        when it was switched off or deleted)."""
+        return next((t for t in self.appointment_types if t.pk == view.pk), None)
+
     def free_slots(self, appointment_type) -> list[Slot]:
         """Up to three free starts, spread over different days where possible, within the
         next 7 days (30 when the week is full). Real availability: `slots_compute`."""
@@ -325,35 +452,39 @@ def decision_context_load(
     if conversation is None:
         conversation = related_or_none(contact, "conversation")
     memory = related_or_none(contact, "decision_memory")
-    consents = dict(ContactConsent.objects.filter(contact=contact).values_list("channel", "status"))
-    lead = (
-        Lead.objects.filter(
-            organization=organization, contact=contact, status__in=OPEN_LEAD_STATUSES
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CONTEXT_SQL,
+            {
+                "org": organization.pk,
+                "contact": contact.pk,
+                "conversation": conversation.pk if conversation is not None else None,
+                "open": list(OPEN_LEAD_STATUSES),
+                "since": now - BOOKINGS_LOOKBACK,
+            },
         )
-        .order_by("-created_at")
-        .first()
-    )
-    deals = list(
-        Deal.objects.filter(organization=organization, contact=contact, status=DealStatus.OPEN)
-        .select_related("stage", "pipeline")
-        .prefetch_related(Prefetch("pipeline__stages", queryset=Stage.objects.order_by("order")))
-        .order_by("-created_at")[:5]
-    )
-    bookings = list(
-        Booking.objects.filter(
-            organization=organization, contact=contact, start__gte=now - BOOKINGS_LOOKBACK
+        consents, lead_row, deal_rows, booking_rows, message_rows = cursor.fetchone()
+    lead = None
+    if lead_row:
+        lead = LeadView(
+            pk=uuid.UUID(lead_row["id"]),
+            status=lead_row["status"],
+            score=lead_row["score"],
+            score_reasons=lead_row["score_reasons"] or [],
+            answers=lead_row["answers"] or {},
+            source=lead_row["source"],
         )
-        .select_related("appointment_type")
-        .order_by("start")[:20]
-    )
-    recent: list = []
-    if conversation is not None:
-        recent = list(
-            conversation.messages.filter(is_internal_note=False)
-            .only("conversation_id", "direction", "channel", "text", "created_at", "sender_kind")
-            .order_by("-created_at")[:RECENT_MESSAGES]
+    deals = [deal for row in deal_rows if (deal := _deal(row)) is not None]
+    bookings = [_booking(row) for row in booking_rows]
+    recent = [
+        MessageView(
+            direction=row["direction"],
+            channel=row["channel"],
+            text=row["text"] or "",
+            created_at=_time(row["created_at"]),
         )
-        recent.reverse()
+        for row in message_rows
+    ]
     text = (message or "").strip()
     given = bool(text)
     if not text and trigger == "message.received":

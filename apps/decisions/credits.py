@@ -38,6 +38,9 @@ DECISION_COST = {"rules": 1, "llm": 3}
 MAX_TOP_UP = 10_000_000
 
 _ACCOUNT = CreditAccount._meta.db_table
+_BALANCE_SQL = (
+    f"SELECT plan_balance, topup_balance, plan_period FROM {_ACCOUNT} WHERE organization_id = %s"  # noqa: S608
+)
 _CONSUME_SQL = f"""
 UPDATE {_ACCOUNT}
 SET plan_balance = plan_balance - LEAST(plan_balance, %(n)s),
@@ -149,7 +152,15 @@ def credits_require(*, organization, amount: int, now: datetime | None = None) -
     A cheap early check (nothing is reserved): `credits_consume` is what guarantees it.
     """
     now = now or timezone.now()
-    account = credits_account(organization=organization, now=now)
+    with connection.cursor() as cursor:
+        cursor.execute(_BALANCE_SQL, [organization.pk])
+        row = cursor.fetchone()
+    if row is not None and row[2] >= period_of(now):
+        account = CreditAccount(
+            organization_id=organization.pk, plan_balance=row[0], topup_balance=row[1]
+        )
+    else:  # first use, or the first use this month: grant the plan's credits first
+        account = credits_account(organization=organization, now=now)
     if account.balance < amount:
         raise _exhausted(organization, account, amount, now)
     return account

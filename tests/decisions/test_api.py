@@ -202,9 +202,9 @@ def test_a_merged_contact_resolves_to_the_survivor(api, organization, who):
 
 def test_query_count_of_a_message_decision(api, organization, who, django_assert_max_num_queries):
     """Warm caches (niche context, the key's last_used_at), then count a typical decision:
-    auth 1, subject 1, credits 1, context 5 (consents, lead, deals, bookings, messages),
-    record 5 (insert, credits update + ledger, memory upsert, event) inside a transaction
-    (a savepoint here: the test runs in one)."""
+    auth 1, subject 1, credits 1, context 1 (consents, lead, deals, bookings, messages in
+    one statement), record 5 (insert, credits update + ledger, memory upsert, event) inside
+    a transaction (a savepoint here: the test runs in one)."""
     f.lead(organization, who)
     f.message(who, "hello", at=f.NOW)
     post(api, {"contact_id": str(who.pk), "trigger": "message.received", "message": "hi"})
@@ -213,7 +213,7 @@ def test_query_count_of_a_message_decision(api, organization, who, django_assert
             api, {"contact_id": str(who.pk), "trigger": "message.received", "message": "thanks!"}
         )
     assert response.status_code == 201
-    assert len(queries) == 15, "\n".join(q["sql"][:400] for q in queries.captured_queries)
+    assert len(queries) == 11, "\n".join(q["sql"][:400] for q in queries.captured_queries)
 
 
 def test_query_count_when_slots_are_offered(api, organization, who):
@@ -225,7 +225,7 @@ def test_query_count_when_slots_are_offered(api, organization, who):
             {"contact_id": str(who.pk), "trigger": "message.received", "message": "can I book?"},
         )
     assert response.json()["intent"] == "book"
-    assert len(queries) <= 18, "\n".join(q["sql"][:400] for q in queries.captured_queries)
+    assert len(queries) <= 16, "\n".join(q["sql"][:400] for q in queries.captured_queries)
 
 
 def test_openapi_documents_every_action_type(api):

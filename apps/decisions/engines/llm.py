@@ -204,8 +204,8 @@ def llm_context(ctx) -> dict:
     if kind is not None:
         free[kind.slug] = [A.iso(s.start) for s in ctx.free_slots(kind)]
     for booking in ctx.upcoming_bookings[:1]:
-        other = booking.appointment_type
-        if other.is_active and other.slug not in free:
+        other = ctx.appointment_type_of(booking.appointment_type)
+        if other is not None and other.slug not in free:
             free[other.slug] = [A.iso(s.start) for s in ctx.free_slots(other)]
     return {
         "trigger": ctx.trigger,
@@ -238,7 +238,7 @@ def llm_context(ctx) -> dict:
                 "deal_id": str(d.pk),
                 "title": d.title,
                 "stage": d.stage.name,
-                "stages": [s.name for s in d.pipeline.stages.all()],
+                "stages": [s.name for s in d.stages],
             }
             for d in ctx.deals
         ],
@@ -490,11 +490,7 @@ def _complete_one(ctx, proposal: dict) -> dict | None:
         if deal is None:
             raise _Unsafe("tried to move a deal that is not the contact's")
         stage = next(
-            (
-                s
-                for s in deal.pipeline.stages.all()
-                if s.name.casefold() == proposal["stage"].strip().casefold()
-            ),
+            (s for s in deal.stages if s.name.casefold() == proposal["stage"].strip().casefold()),
             None,
         )
         if stage is None:

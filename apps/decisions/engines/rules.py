@@ -424,7 +424,7 @@ class _Playbook:
         for deal in self.ctx.deals:
             if any(a["type"] == A.MOVE_DEAL and a["deal_id"] == str(deal.pk) for a in self.actions):
                 continue
-            for stage in deal.pipeline.stages.all():
+            for stage in deal.stages:
                 if (
                     stage.order > deal.stage.order
                     and not stage.is_won
@@ -538,7 +538,7 @@ class _Playbook:
             description=f"Booking {booking.pk}. The contact wrote: {self.ctx.message[:300]}",
         )
         self.offer(
-            booking.appointment_type,
+            self.ctx.appointment_type_of(booking.appointment_type),
             default="cancel",
             none_default="cancel_noslots",
             extra=variables,
@@ -553,7 +553,7 @@ class _Playbook:
             return
         booking = upcoming[0]
         self.offer(
-            booking.appointment_type,
+            self.ctx.appointment_type_of(booking.appointment_type),
             default="reschedule",
             extra=self.booking_variables(booking),
             reschedule=booking,
@@ -676,7 +676,7 @@ class _Playbook:
         key = step.get("prompt") if step else None
         if key is None and (prompt := self.niche.prompt_for_purpose("no_show")) is not None:
             key = prompt.key
-        kind = missed.appointment_type if missed.appointment_type.is_active else None
+        kind = ctx.appointment_type_of(missed.appointment_type)
         self.offer(
             kind or ctx.appointment_type_named(None),
             purpose="no_show",
