@@ -109,8 +109,16 @@ def decision_prepare(
             return plan
     now = now or timezone.now()
     plan.requested = engine_requested(engine)
+    engine_used = plan.requested
+    downgrade = ""
     if not simulate:
-        credits_require(organization=organization, amount=decision_cost("rules"), now=now)
+        account = credits_require(organization=organization, amount=decision_cost("rules"), now=now)
+        if engine_used == "llm" and account.balance < decision_cost("llm"):
+            engine_used = "rules"
+            downgrade = (
+                f"{account.balance} credit(s) left, fewer than an LLM decision costs "
+                f"({decision_cost('llm')}): the rules engine answered"
+            )
     ctx = decision_context_load(
         organization=organization,
         contact=contact,
@@ -123,7 +131,9 @@ def decision_prepare(
     )
     plan.ctx = ctx
     plan.conversation = ctx.conversation
-    plan.result = engine_run(ctx, requested=plan.requested)
+    plan.result = engine_run(ctx, requested=engine_used)
+    if downgrade:
+        plan.result.fallback_reason = downgrade
     plan.actions, plan.compliance = compliance_guard(ctx, plan.result.actions)
     plan.memory = memory_next(ctx, plan.result, plan.actions)
     return plan

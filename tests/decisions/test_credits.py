@@ -146,6 +146,19 @@ def test_llm_decisions_cost_more_and_a_fallback_costs_like_rules(llm, fitness, a
     assert f.decide(fitness, ana, message="hi", now=f.NOW + timedelta(minutes=1)).credits_used == 1
 
 
+def test_too_few_credits_for_the_llm_get_a_rules_decision(llm, fitness, ana):
+    credits_account(organization=fitness, now=f.NOW)
+    CreditAccount.objects.filter(organization=fitness).update(plan_balance=2)
+    decision = f.decide(fitness, ana, message="hi")
+    assert llm.requests == []
+    assert (decision.engine, decision.engine_requested, decision.credits_used) == (
+        "rules",
+        "llm",
+        1,
+    )
+    assert decision.fallback_reason.startswith("2 credit(s) left")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_decisions_never_overdraw(rules_engine):
     org = f.organization("fitness")

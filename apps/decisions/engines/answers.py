@@ -51,8 +51,11 @@ def _amounts(text: str) -> list[Decimal]:
 def condition_value(condition: dict, text: str, *, pending: bool) -> str | None:
     """The canonical condition value `text` expresses, else None. `pending`: the rule's
     question was the one just asked (short values such as "yes" count only then)."""
-    values = [str(v) for v in (condition or {}).get("in", [])]
-    if "equals" in (condition or {}):
+    if not isinstance(condition, dict):  # rules are content: a malformed one never matches
+        return None
+    allowed = condition.get("in", [])
+    values = [str(v) for v in allowed] if isinstance(allowed, list) else []
+    if "equals" in condition:
         values.append(str(condition["equals"]))
     buckets = [(v, b) for v in values if (b := _bucket(v))]
     if buckets:
@@ -106,8 +109,11 @@ def answer_fires(condition: dict, value) -> bool:
     if value in (None, "", []):
         return False
     items = value if isinstance(value, list) else [value]
-    condition = condition or {}
+    if not isinstance(condition, dict):
+        return False
     if "in" in condition:
+        if not isinstance(condition["in"], list):
+            return False
         allowed = {_fold(v) for v in condition["in"]}
         if not any(_fold(i) in allowed for i in items):
             return False

@@ -127,7 +127,9 @@ class _Playbook:
         workflow = self.workflow(trigger)
         if workflow is None:
             return None
-        return next((s for s in workflow.steps if s.get("action") == action), None)
+        return next(
+            (s for s in workflow.steps if isinstance(s, dict) and s.get("action") == action), None
+        )
 
     def booking_variables(self, booking) -> dict:
         local = booking.start.astimezone(self.ctx.tz)
@@ -251,7 +253,9 @@ class _Playbook:
         is about this rule, else the rule's own question."""
         workflow = self.workflow("lead.created")
         for step in workflow.steps if workflow else ():
-            if step.get("action") != "ask_qualification" or rule.key not in step.get("rules", []):
+            if not isinstance(step, dict) or step.get("action") != "ask_qualification":
+                continue
+            if rule.key not in (step.get("rules") or []):
                 continue
             prompt = self.niche.prompt(step.get("prompt", ""))
             if prompt and (len(step["rules"]) == 1 or rule.answer_field in prompt.key):
@@ -700,6 +704,8 @@ class _Playbook:
             self.reasons.append("Deal won: welcome message and a task (no onboarding workflow).")
             return
         for step in workflow.steps:
+            if not isinstance(step, dict):
+                continue
             delay = parse_duration(step.get("delay"))
             action = step.get("action")
             if action == "send_prompt":
