@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.core import metrics as core_metrics
 from apps.core import views as core_views
 
 urlpatterns = [
@@ -11,7 +12,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("hooks/", include("apps.providers.hook_urls")),
     path("healthz", core_views.healthz, name="healthz"),
-    path("", include("django_prometheus.urls")),
+    path("metrics", core_metrics.metrics, name="prometheus-django-metrics"),
 ]
 
 handler400 = "apps.core.views.bad_request"

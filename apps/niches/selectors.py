@@ -263,10 +263,14 @@ def _compliance_rules(niche_id: int):
     ).order_by("niche_id", "key")
 
 
-def _keywords(rules) -> dict[str, frozenset[str]]:
+def _keywords(rules, channel: str | None = None) -> dict[str, frozenset[str]]:
+    """The CTIA baseline plus every active keyword rule (for `channel`, when given: a rule
+    listing channels applies only to those)."""
     merged = {kind: set(words) for kind, words in BASELINE_KEYWORDS.items()}
     for rule in rules:
         if rule.kind != ComplianceRuleKind.OPT_OUT_KEYWORDS:
+            continue
+        if channel is not None and rule.channels and channel not in rule.channels:
             continue
         for kind, words in merged.items():
             words.update(_normalize_keyword(w) for w in rule.config.get(kind, []) if w.strip())
@@ -399,10 +403,14 @@ def _normalize_keyword(text: str) -> str:
     return re.sub(r"^[^\w]+|[^\w]+$", "", text)
 
 
-def opt_out_keywords(*, organization) -> dict[str, frozenset[str]]:
+def opt_out_keywords(*, organization, channel: str | None = None) -> dict[str, frozenset[str]]:
     """{"stop": ..., "start": ..., "help": ...}: upper-case whole-message keywords for the
-    organization (global rules, its niche's rules, and the CTIA minimum). Cached."""
-    return niche_context(organization=organization).opt_out_keywords()
+    organization (global rules, its niche's rules, and the CTIA minimum), optionally only the
+    rules that apply to `channel`. Cached with the niche context."""
+    context = niche_context(organization=organization)
+    if channel is None:
+        return context.opt_out_keywords()
+    return _keywords(context.compliance_rules, channel)
 
 
 def opt_out_keyword_kind(*, organization, text: str) -> str | None:
@@ -417,15 +425,24 @@ def opt_out_keyword_kind(*, organization, text: str) -> str | None:
 
 
 def platform_template_for(
-    *, organization, channel: str, purpose: str, language: str | None = None
+    *,
+    organization,
+    channel: str,
+    purpose: str | None = None,
+    language: str | None = None,
+    name: str | None = None,
 ) -> PlatformTemplate | None:
-    """The approved provider template to use for a purpose outside the 24-hour window.
+    """The approved provider template to use outside the 24-hour window: by `name` when
+    given, else for `purpose`.
 
     Preference: the organization's own template, then a shared one for its niche, then a
     shared one for every niche; within each, the requested language first. One query.
     """
+    if not name and not purpose:
+        return None
+    wanted = {"name": name} if name else {"purpose": purpose}
     candidates = list(
-        PlatformTemplate.objects.filter(channel=channel, purpose=purpose, is_approved=True).filter(
+        PlatformTemplate.objects.filter(channel=channel, is_approved=True, **wanted).filter(
             Q(organization=organization)
             | Q(organization__isnull=True, niche_id=organization.primary_niche_id)
             | Q(organization__isnull=True, niche__isnull=True)

@@ -2,6 +2,7 @@
 
 from django.db import models
 
+from apps.conversations.models import Message
 from apps.core.choices import Provider
 from apps.core.models import TenantModel
 from apps.providers.fields import EncryptedJSONField
@@ -42,3 +43,15 @@ class ChannelConnection(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} {self.identifier or self.name}".strip()
+
+
+class MessageDelivery(Message):
+    """Outbound and inbound messages as seen by support: provider ids, statuses, attempts.
+
+    A proxy of conversations.Message for the read-only delivery admin (the inbox is the
+    conversations app's)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "message delivery"
+        verbose_name_plural = "message deliveries"
