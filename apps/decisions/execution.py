@@ -9,9 +9,9 @@ later: a send held by quiet hours, a follow-up), `skipped` (nothing to do: `no_a
 They are stored on the decision (`execution`), so a replayed decision reports them again
 instead of executing twice.
 
-Carried out by: `send_message` → `send_message_via_send_service` (the adapter to
-`apps.conversations.services.message_send`; a future `send_at` becomes a `ScheduledAction`
-a beat job runs); `book_appointment` → `booking_create` / `booking_reschedule`;
+Carried out by: `send_message` → `send_message_via_send_service` (the adapter to the send
+service, `apps.conversations.services.message_send`; a future `send_at` becomes a
+`ScheduledAction` a beat job runs); `book_appointment` → `booking_create` / `booking_reschedule`;
 `update_contact` → `contact_update` (fields, consent); `update_lead` → `lead_update`,
 `lead_qualify`, `lead_disqualify`; `move_deal` → `deal_move_stage`; `create_task` →
 `task_create`; `escalate_to_human` → `services.conversation_escalate` (no conversation yet:
@@ -52,25 +52,17 @@ class _Skip(Exception):
 
 
 def send_message_via_send_service(*, organization, contact, action: dict) -> dict:
-    """THE adapter between a `send_message` action and the send service.
+    """THE adapter between a `send_message` action and the send service
+    (`apps.conversations.services.message_send`: channel connection, address, consent, the
+    WhatsApp window and templates, queueing to the provider on the `sends` queue).
 
-    The send service (`apps.conversations.services.message_send`: channel connection,
-    consent, the WhatsApp window and templates, queueing to the provider) comes with message
-    ingress; until it is installed this reports `failed` / `send_service_unavailable` and
-    sends nothing. Raises DomainError (the send service's refusals: `opted_out`,
-    `no_channel`, ...).
+    The guard already chose the channel and, outside the WhatsApp window, the template; the
+    send service checks again (the state may have changed since). Raises the send service's
+    refusals (`Unprocessable`: `opted_out`, `no_channel`, `no_address`,
+    `whatsapp_window_closed`, `unknown_template`), which the caller reports as `failed`.
     """
-    try:
-        from apps.conversations.services import message_send
-    except ImportError:
-        return {
-            "status": "failed",
-            "detail": "The send service is not installed; nothing was sent.",
-            "error": {
-                "code": "send_service_unavailable",
-                "message": "apps.conversations.services.message_send is not available.",
-            },
-        }
+    from apps.conversations.services import message_send
+
     template = action.get("template") or {}
     message = message_send(
         organization=organization,
@@ -294,10 +286,7 @@ def action_execute(decision: Decision, action: dict, now: datetime) -> dict:
     """Carry one action out in its own savepoint; never raises for a refused action."""
     try:
         with transaction.atomic():
-            outcome = EXECUTORS[action["type"]](decision, action, now)
-            if outcome.get("status") == "failed":
-                transaction.set_rollback(True)
-            return outcome
+            return EXECUTORS[action["type"]](decision, action, now)
     except _Skip as skip:
         return {"status": "skipped", "detail": str(skip)}
     except DomainError as exc:

@@ -17,6 +17,7 @@ from apps.crm import services as crm
 from apps.decisions.models import ConversationMemory
 from apps.decisions.selectors import decision_subject_get
 from apps.decisions.services import decision_prepare, decision_record
+from apps.providers.services import channel_create
 from apps.tenancy.services import organization_provision_defaults
 from tests.factories import OrganizationFactory
 
@@ -128,6 +129,17 @@ def no_show(org, who, *, now=NOW):
     past = now - timedelta(days=8)
     made = booking(org, who, now=past, after=timedelta(hours=6))
     return booking_mark_no_show(booking=made, now=now - timedelta(minutes=1))
+
+
+def twilio_channel(org, api_base: str = ""):
+    config = {
+        "account_sid": "AC00000000000000000000000000000000",
+        "auth_token": "test_auth_token_0123456789abcdef",
+        "from_number": "+12028831111",
+    }
+    if api_base:
+        config["api_base"] = api_base
+    return channel_create(organization=org, provider="twilio", config=config)
 
 
 def subject(org, who):

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from apps.bookings.models import Booking
-from apps.conversations.models import Conversation
+from apps.conversations.models import Conversation, Message
 from apps.crm.models import ConsentStatus, ContactConsent, Deal, Task
 from apps.decisions import actions as A
 from apps.decisions.execution import decision_execute, scheduled_actions_run_due
@@ -21,20 +21,13 @@ from tests.decisions import factories as f
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rules_engine")]
 
 
-def _send_service_installed() -> bool:
-    try:
-        from apps.conversations.services import message_send  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _results(decision) -> dict[str, dict]:
     return {r["type"]: r for r in decision.execution}
 
 
 def test_api_execute_books_the_picked_slot_moves_the_deal_and_reports(api, organization):
     organization_provision_defaults(organization=organization)
+    f.twilio_channel(organization)
     who = f.contact(organization)
     deal = f.deal(organization, who)
     f.memory(who, greeted=True)
@@ -69,9 +62,10 @@ def test_api_execute_books_the_picked_slot_moves_the_deal_and_reports(api, organ
     assert results["move_deal"]["status"] == "done"
     deal.refresh_from_db()
     assert deal.stage.name == "Trial booked"
-    if not _send_service_installed():
-        assert results["send_message"]["status"] == "failed"
-        assert results["send_message"]["error"]["code"] == "send_service_unavailable"
+    assert results["send_message"]["status"] == "done"
+    sent = Message.objects.get(pk=results["send_message"]["message_id"])
+    assert (sent.direction, sent.status, sent.sender_kind) == ("out", "queued", "agent")
+    assert sent.text == body["actions"][2]["body"]
     stored = Decision.objects.get(pk=body["decision_id"])
     assert stored.execution == body["execution"] and stored.executed_at is not None
 
@@ -206,6 +200,7 @@ def test_a_follow_up_after_a_reply_does_nothing(fitness, ana):
 
 def test_a_send_held_by_quiet_hours_is_sent_when_due(fitness):
     night = f.NOW.replace(hour=3)  # 22:00 in New York
+    f.twilio_channel(fitness)
     who = f.contact(fitness)
     f.lead(fitness, who)
     decision = f.decide(fitness, who, trigger="lead.created", now=night)
@@ -217,9 +212,9 @@ def test_a_send_held_by_quiet_hours_is_sent_when_due(fitness):
     assert scheduled_actions_run_due(now=night + timedelta(hours=1)) == 0
     assert scheduled_actions_run_due(now=held.due_at + timedelta(minutes=1)) >= 1
     held.refresh_from_db()
-    expected = ScheduledStatus.DONE if _send_service_installed() else ScheduledStatus.FAILED
-    assert held.status == expected
-    assert held.result["status"] in ("done", "failed")
+    assert held.status == ScheduledStatus.DONE
+    message = Message.objects.get(pk=held.result["message_id"])
+    assert message.text == decision.actions[0]["body"]
 
 
 def test_a_held_send_far_past_its_time_is_skipped(fitness, ana):
@@ -246,3 +241,14 @@ def test_move_deal_and_lead_services_see_the_agent_as_actor(fitness, ana):
     decision_execute(decision=decision, now=f.NOW)
     deal = Deal.objects.get(contact=ana)
     assert deal.stage_changes.order_by("created_at").last().actor == "agent"
+
+
+def test_a_refused_send_is_reported_not_raised(fitness, ana):
+    """No channel connection: the send service refuses; the other actions still run."""
+    f.lead(fitness, ana)
+    decision = f.decide(fitness, ana, trigger="lead.created")
+    results = decision_execute(decision=decision, now=f.NOW)
+    assert results[0]["status"] == "failed"
+    assert results[0]["error"]["code"] == "no_channel"
+    assert results[1]["status"] == "scheduled"
+    assert not Message.objects.filter(direction="out").exists()
