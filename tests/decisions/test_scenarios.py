@@ -184,3 +184,34 @@ def test_message_received_without_text_answers_the_last_inbound_message(fitness,
     plan = f.simulate(fitness, ana, message="")
     assert plan.result.intent == "book"
     assert plan.ctx.message == "can I book a class?"
+
+
+def test_context_loads_in_one_query_on_a_warm_niche_cache(fitness, ana, django_assert_num_queries):
+    from apps.decisions.context import decision_context_load
+    from apps.niches.selectors import niche_context
+
+    f.lead(fitness, ana, answers={"goal": "strength"})
+    f.deal(fitness, ana)
+    f.booking(fitness, ana)
+    for minute in range(12):
+        f.message(ana, f"message {minute}", at=f.NOW - timedelta(minutes=60 - minute))
+    niche_context(organization=fitness)
+    contact, conversation = f.subject(fitness, ana)
+    with django_assert_num_queries(1):
+        ctx = decision_context_load(
+            organization=fitness,
+            contact=contact,
+            conversation=conversation,
+            trigger="message.received",
+            now=f.NOW,
+        )
+        ctx.summary()
+    assert ctx.lead.answers == {"goal": "strength"}
+    assert [s.name for s in ctx.deals[0].stages][:2] == ["New lead", "Trial booked"]
+    assert ctx.deals[0].stage.name == "New lead"
+    assert len(ctx.upcoming_bookings) == 1
+    assert ctx.upcoming_bookings[0].appointment_type.slug
+    assert len(ctx.recent_messages) == 10
+    assert ctx.recent_messages[-1].text == "message 11"
+    assert ctx.message == "message 11"
+    assert ctx.consents == {"sms": "opted_in"}
