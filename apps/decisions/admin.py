@@ -87,10 +87,10 @@ class DecisionAdmin(ReadOnlyTenantAdmin):
         "credits_used",
         "latency_ms",
     )
-    list_filter = ("trigger", "engine", "engine_requested", "intent", "created_at")
+    # Choice fields only: a filter on a free-text column would scan the table for its values.
+    list_filter = ("trigger", "engine", "engine_requested", "created_at")
     search_fields = ("contact__name", "contact__email", "contact__phone", "event_id", "=id")
     list_select_related = ("contact",)
-    date_hierarchy = "created_at"
     inlines = [OutcomeInline]
     fieldsets = (
         (

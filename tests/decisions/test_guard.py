@@ -4,7 +4,7 @@ prompt overrides (what a customer could write) or from a rule added for the test
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -315,7 +315,3 @@ class _FakeCtx:
         from apps.niches.selectors import niche_context
 
         self.niche = niche_context(organization=org)
-
-
-def test_night_now_constant_is_utc():
-    assert f.NOW.tzinfo is UTC
