@@ -5,7 +5,8 @@ does not apply is `null`), so n8n can map them onto Core API calls without guess
 
 - `send_message`: `channel`, `body`, `purpose`, `prompt_key`, `template` (`{name,
   language, variables, purpose}` when the WhatsApp 24-hour window is closed, else null),
-  `send_at` (null = now), `is_reply` → `POST /messages/`;
+  `send_at` (null = now), `is_reply` → `POST /messages/` at `send_at` (`text` = body,
+  `template` = template.name, `template_variables` = template.variables);
 - `offer_slots`: `appointment_type` (slug), `appointment_type_id`, `appointment_type_name`,
   `timezone`, `slots` `[{start, end, local_start, resource_id}]` → informational (the
   times are in the message); keep them to book the one the contact picks;
