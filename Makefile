@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install check-services lint format migrate demo bench clean-venv
+.PHONY: run test e2e install check-services lint format migrate demo bench clean-venv
 
 run: check-services install  ## set up and start web + worker + beat with demo data
 	@$(BIN)/python scripts/ensure_database.py
@@ -17,6 +17,9 @@ run: check-services install  ## set up and start web + worker + beat with demo d
 test: check-services install  ## lint, then the whole test suite on local PostgreSQL and Redis
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+e2e: check-services install  ## end-to-end suite with a real n8n (installed once into ~/.cache/switchboard)
+	@N8N_BIN="$$(bash scripts/install_n8n.sh)" && $(BIN)/python e2e/run.py --n8n "$$N8N_BIN"
 
 check-services:
 	@$(PYTHON) scripts/check_services.py
