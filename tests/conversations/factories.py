@@ -31,7 +31,7 @@ def member(
         organization=organization,
         email=email,
         role=role,
-        password="pw-Secret-123",  # noqa: S106
+        password="pw-Secret-123",
         full_name=name,
     ).user
     Membership.objects.filter(user=user, organization=organization).update(
@@ -84,4 +84,4 @@ def conversation(organization, text: str = "Hello", **kwargs) -> Conversation:
     return inbound(organization, contact(organization, name=name, tags=tags), text, **kwargs)
 
 
-__all__ = ["conversation", "contact", "inbound", "member", "staff_user"]
+__all__ = ["contact", "conversation", "inbound", "member", "staff_user"]

@@ -161,9 +161,9 @@ def _full_story(organization, whatsapp, operator):
     """A contact with inbound and outbound messages, a note, an assignment, a deal moved to
     another stage and a booking."""
     from apps.bookings.services import booking_create
-    from tests.bookings.factories import at, make_resource, make_type, next_local_day
     from apps.crm import services as crm
     from apps.crm.models import Stage
+    from tests.bookings.factories import at, make_resource, make_type, next_local_day
 
     person = f.contact(organization, name="Ana Lima", tags=["vip"])
     conversation = f.inbound(
