@@ -229,6 +229,9 @@ CELERY_BEAT_SCHEDULE = collect_beat_schedule()
 
 # --- Switchboard ------------------------------------------------------------------------
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# Per API key: sustained requests per second and burst (token bucket in Redis; 0 = off).
+API_RATE_LIMIT_PER_SECOND = env.float("API_RATE_LIMIT_PER_SECOND", default=20.0)
+API_RATE_LIMIT_BURST = env.int("API_RATE_LIMIT_BURST", default=100)
 DECISION_ENGINE = env("DECISION_ENGINE", default="rules")
 LLM_API_BASE = env("LLM_API_BASE", default="")
 LLM_API_KEY = env("LLM_API_KEY", default="")
