@@ -7,6 +7,7 @@ goes through `apps.conversations.services`.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
@@ -57,9 +58,29 @@ SETTINGS_FIELDS = (
 )
 
 
+class InboxSettingsForm(forms.ModelForm):
+    class Meta:
+        model = InboxSettings
+        fields = ("organization", *SETTINGS_FIELDS)
+
+    def clean(self):
+        cleaned = super().clean()
+        organization = cleaned.get("organization") or getattr(self.instance, "organization", None)
+        user = cleaned.get("escalation_user")
+        if (
+            user is not None
+            and organization is not None
+            and not services.is_member(organization, user.pk, SUPERVISORS)
+        ):
+            self.add_error("escalation_user", "Must be a moderator or admin of the organization.")
+        return cleaned
+
+
 @admin.register(InboxSettings)
 class InboxSettingsAdmin(TenantAdmin):
     """Assignment and escalation rules per organization (admins change them)."""
+
+    form = InboxSettingsForm
 
     list_display = (
         "organization",

@@ -891,7 +891,7 @@ def inbox_settings_update(*, organization, **values) -> InboxSettings:
     if unknown:
         raise ValidationFailed(f"Unknown inbox setting(s): {', '.join(sorted(unknown))}.")
     user = values.get("escalation_user")
-    if user is not None and not _is_member(organization, user.pk, SUPERVISORS):
+    if user is not None and not is_member(organization, user.pk, SUPERVISORS):
         raise ValidationFailed(
             "escalation_user: must be a moderator or admin of the organization.",
             details={"escalation_user": ["not a supervisor"]},
@@ -956,7 +956,8 @@ def _round_robin_pick(loads: list[MemberLoad], last_user_id, exclude=()) -> Memb
     return eligible[0]
 
 
-def _is_member(organization, user_id, roles=WORKERS) -> bool:
+def is_member(organization, user_id, roles=WORKERS) -> bool:
+    """Is `user_id` an active member of `organization` with one of `roles`?"""
     from apps.tenancy.models import Membership
 
     return Membership.objects.filter(
@@ -1078,7 +1079,7 @@ def conversation_assign(
     assignee again writes nothing and emits nothing."""
     now = now or timezone.now()
     assignee_id = getattr(assignee, "pk", assignee)
-    if assignee_id is not None and not _is_member(organization, assignee_id):
+    if assignee_id is not None and not is_member(organization, assignee_id):
         raise ValidationFailed(
             "assignee: not a member of this organization who can work conversations.",
             code="invalid_assignee",
