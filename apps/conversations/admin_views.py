@@ -52,12 +52,12 @@ logger = logging.getLogger(__name__)
 PER_PAGE_DEFAULT = 50
 PER_PAGE_MAX = 200
 POLL_OVERLAP = timedelta(seconds=5)  # a row committed just after the last poll's "now"
-CHANNEL_ICONS = {
-    Channel.WHATSAPP: "🟢",
-    Channel.SMS: "💬",
-    Channel.EMAIL: "✉️",
-    Channel.MANYCHAT: "🤖",
-    Channel.API: "🔌",
+CHANNEL_ICONS = {  # short labels styled as icons (inbox.css), readable without emoji fonts
+    Channel.WHATSAPP: "WA",
+    Channel.SMS: "SMS",
+    Channel.EMAIL: "@",
+    Channel.MANYCHAT: "MC",
+    Channel.API: "API",
 }
 ACTIONS = (
     "reply",
@@ -278,7 +278,7 @@ def inbox(request):
     now = timezone.now()
     for row in page.rows:
         row.waiting = _waiting(row, now, settings_row)
-        row.channel_icon = CHANNEL_ICONS.get(row.last_inbound_channel, "•")
+        row.channel_icon = CHANNEL_ICONS.get(row.last_inbound_channel, "")
         row.url = _page_url(row)
     base = {
         "organization": organization.pk,
@@ -450,9 +450,6 @@ def _contact_panel(organization, contact, now) -> dict:
         for value, label in Channel.choices
         if value != Channel.API
     ]
-    tz = organization.tz
-    for booking in bookings:
-        booking.local_start = timezone.localtime(booking.start, tz)
     return {"leads": leads, "deals": deals, "bookings": bookings, "opt_outs": opt_outs}
 
 
@@ -494,7 +491,6 @@ def conversation_page(request, pk):
     context = {
         **admin.site.each_context(request),
         "title": str(conversation.contact),
-        "subtitle": "Inbox",
         "conversation": conversation,
         "organization": organization,
         "contact": conversation.contact,
@@ -568,7 +564,13 @@ def conversation_poll(request, pk):
     )
     if new_inbound and request.GET.get("visible") == "1":
         services.conversation_mark_read(conversation=conversation, user=request.user, now=now)
-    payload = {
+    with timezone.override(organization.tz):
+        payload = _poll_payload(request, conversation, now, messages_changed, activities, members)
+    return JsonResponse(payload)
+
+
+def _poll_payload(request, conversation, now, messages_changed, activities, members) -> dict:
+    return {
         "now": now.isoformat(),
         "messages": [
             {
@@ -603,7 +605,6 @@ def conversation_poll(request, pk):
             "agent_active": conversation.agent_active,
         },
     }
-    return JsonResponse(payload)
 
 
 def conversation_suggest(request, pk):

@@ -59,7 +59,7 @@ def test_inbox_lists_newest_activity_first_with_unread_badges(organization, oper
     assert rows[newer.pk].unread and rows[newer.pk].unread_count == 1
     assert not rows[older.pk].unread
     assert "newer one" in html  # last message preview
-    assert "🟢" in html  # WhatsApp icon
+    assert 'class="sb-icon whatsapp"' in html
 
 
 def test_tabs_and_filters(organization, operator_client):
