@@ -255,6 +255,8 @@ def message_record_inbound(
     reopens (`conversation.status_changed`). Idempotent per (channel connection, provider
     message id): a duplicate stores nothing, emits nothing and returns `message_id=None`.
     Attachments are rows in `pending` state for the download task (the caller enqueues it).
+    The inbox's part, after commit: a task escalates the conversation when the contact asks
+    for a person, or auto-assigns it while it is unassigned (`_inbox_after_inbound`).
     """
     now = now or timezone.now()
     attachments = list(attachments)
@@ -1348,7 +1350,7 @@ def conversation_reply(
             now=now,
         )
         _pause_agent(locked, actor=user, detail="a person replied", now=now)
-        if locked.assignee_id is None:
+        if locked.assignee_id is None and is_member(organization, user.pk):
             _assign(locked, user.pk, actor=user, reason="replied", now=now)
         conversation_mark_read(conversation=locked, user=user, now=now)
         return message
@@ -1386,12 +1388,13 @@ def conversation_note_add(*, organization, conversation, user, text: str) -> Mes
 
 def conversation_take_over(*, organization, conversation, user, now=None) -> Conversation:
     """A person takes the conversation from the AI agent: the agent stops answering and the
-    conversation is assigned to them. Idempotent."""
+    conversation is assigned to them (when they are a working member: a superuser who is
+    not stays out of the rotation). Idempotent."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = _locked(organization, conversation)
         _pause_agent(locked, actor=user, detail="taken over", now=now)
-        if locked.assignee_id != user.pk:
+        if locked.assignee_id != user.pk and is_member(organization, user.pk):
             _assign(locked, user.pk, actor=user, reason="took over from the AI agent", now=now)
         return locked
 
