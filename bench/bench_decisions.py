@@ -201,6 +201,7 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
         SECURE_COOKIES="false",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         DECISION_ENGINE="rules",
+        API_RATE_LIMIT_PER_SECOND="0",  # measure the decision path, not the per-key limiter
         WEB_ACCESS_LOG="0",
         LOG_LEVEL="WARNING",
         WEB_CONCURRENCY=str(workers),
