@@ -1532,65 +1532,6 @@ def conversation_escalate(
         return locked
 
 
-def conversation_route_escalation(*, organization, conversation_id, reason: str = "", now=None):
-    """Give an escalated conversation that nobody holds to a person: round robin among
-    available members with room (unless auto-assignment is off), else the escalation target;
-    records the escalation in the audit trail. For escalations recorded outside this module
-    (see `escalation_event_hook`). Returns the assignee's id, or None. Idempotent."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        settings_row = _settings_locked(organization)
-        locked = (
-            Conversation.objects.select_for_update()
-            .filter(organization=organization, pk=conversation_id)
-            .first()
-        )
-        if locked is None or locked.escalated_at is None or locked.assignee_id is not None:
-            return None
-        locked.organization = organization
-        loads = member_loads(organization=organization)
-        pick = None
-        if settings_row.auto_assign != AutoAssign.OFF:
-            pick = _round_robin_pick(loads, settings_row.round_robin_last_id)
-            if pick is not None:
-                settings_row.round_robin_last_id = pick.user_id
-                settings_row.save(update_fields=["round_robin_last", "updated_at"])
-        if pick is None:
-            pick = escalation_target(
-                organization=organization,
-                settings_row=settings_row,
-                loads=[m for m in loads if m.role in SUPERVISORS],
-            )
-        reason = clean_text(reason, 300) or "escalated by the AI agent"
-        _activity(
-            locked,
-            ActivityKind.ESCALATED,
-            actor_kind=ActorKind.AGENT,
-            to_value=str(pick.user_id) if pick else "",
-            detail=reason,
-            now=now,
-        )
-        if pick is None:
-            return None
-        _assign(locked, pick.user_id, reason=f"escalation: {reason}", now=now)
-        return pick.user_id
-
-
-def escalation_event_hook(event) -> None:
-    """`apps.events` emit hook: a `conversation.escalated` event written by another app's
-    code (the decision engine's interim hand-off, which carries no `assignee_id`) gets the
-    inbox's routing after commit. Escalations made by `conversation_escalate` are routed
-    already and are ignored here."""
-    if event.type != "conversation.escalated" or "assignee_id" in (event.data or {}):
-        return
-    from apps.conversations.tasks import conversation_route_escalation as route_task
-    from apps.core.tasks import enqueue_on_commit
-
-    enqueue_on_commit(
-        route_task, str(event.data.get("conversation_id")), str(event.data.get("reason") or "")
-    )
-
-
 def source_actor_kind(source: str) -> str:
     return {
         "agent": ActorKind.AGENT,

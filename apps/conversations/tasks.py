@@ -56,23 +56,6 @@ def conversation_customer_escalate(conversation_id: str, message_id: str) -> boo
     return True
 
 
-@shared_task(name="apps.conversations.tasks.conversation_route_escalation", acks_late=True)
-def conversation_route_escalation(conversation_id: str, reason: str = "") -> str | None:
-    """An escalation recorded outside the inbox (the decision engine): give it to a person."""
-    from apps.conversations.models import Conversation
-    from apps.conversations.services import conversation_route_escalation as route
-
-    conversation = (
-        Conversation.objects.select_related("organization").filter(pk=conversation_id).first()
-    )
-    if conversation is None:
-        return None
-    assignee = route(
-        organization=conversation.organization, conversation_id=conversation.pk, reason=reason
-    )
-    return str(assignee) if assignee else None
-
-
 @shared_task(name="apps.conversations.tasks.inbox_assign_backlog", acks_late=True)
 def inbox_assign_backlog(organization_id: str) -> int:
     """Assign one organization's backlog now (capacity was freed or settings changed)."""

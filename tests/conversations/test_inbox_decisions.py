@@ -4,7 +4,7 @@ simulation on demand)."""
 
 import pytest
 
-from apps.conversations import selectors, services, tasks
+from apps.conversations import selectors, services
 from apps.conversations.models import ConversationActivity
 from apps.decisions.execution import decision_execute
 from apps.decisions.models import Decision
@@ -26,34 +26,22 @@ def fitness(db):
     return df.organization("fitness")
 
 
-def test_decision_escalation_is_routed_to_a_person(fitness, django_capture_on_commit_callbacks):
+def test_decision_escalation_goes_to_a_person(fitness):
     operator = cf.member(fitness)
     ana = df.contact(fitness)
     conversation = df.conversation(ana)
     decision = df.decide(fitness, ana, message="can I talk to a real person?")
-    with django_capture_on_commit_callbacks() as callbacks:
-        decision_execute(decision=decision)
-    assert callbacks  # the routing task is published after commit
-    assert tasks.conversation_route_escalation(str(conversation.pk), "asked for a person") == str(
-        operator.pk
-    )
+    decision_execute(decision=decision)
     conversation.refresh_from_db()
     assert conversation.assignee_id == operator.pk and not conversation.agent_active
     assert ConversationActivity.objects.filter(conversation=conversation, kind="escalated").exists()
-    assigned = Event.objects.get(type="conversation.assigned")
-    assert assigned.data["assignee_id"] == str(operator.pk)
-    # idempotent: a second run changes nothing
-    assert tasks.conversation_route_escalation(str(conversation.pk), "again") is None
+    escalated = Event.objects.get(type="conversation.escalated")
+    assert escalated.data["escalated_by"] == "agent"
+    assert Event.objects.get(type="conversation.assigned").data["assignee_id"] == str(operator.pk)
+    # idempotent: escalating again changes nothing
+    services.conversation_escalate(organization=fitness, conversation=conversation, reason="again")
+    assert Event.objects.filter(type="conversation.escalated").count() == 1
     assert Event.objects.filter(type="conversation.assigned").count() == 1
-
-
-def test_inbox_escalations_are_not_routed_twice(fitness, django_capture_on_commit_callbacks):
-    cf.member(fitness)
-    conversation = cf.conversation(fitness)
-    with django_capture_on_commit_callbacks() as callbacks:
-        services.conversation_escalate(organization=fitness, conversation=conversation, reason="x")
-    names = [getattr(c, "__qualname__", "") for c in callbacks]
-    assert not any("route" in n for n in names)
 
 
 def test_latest_decision_reply_is_the_ai_suggestion(fitness, make_staff_client):
