@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     inline_serializer,
 )
@@ -45,6 +46,74 @@ _ENDPOINT_EXAMPLE = {
     "updated_at": "2026-11-27T10:15:02.120Z",
 }
 _SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - documentation example
+_EVENT_EXAMPLE = {
+    "id": "01939f4e-7a10-7c2b-9d51-2f0c9c8e4a11",
+    "type": "lead.created",
+    "version": 1,
+    "sequence": 1234,
+    "subject_type": "lead",
+    "subject_id": "0193a5b2-4444-7000-8000-000000000001",
+    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+    "data": {
+        "lead_id": "0193a5b2-4444-7000-8000-000000000001",
+        "contact_id": "0193a5b2-1111-7000-8000-000000000001",
+        "status": "new",
+        "score": 35,
+        "source": "sms",
+        "deal_id": None,
+        "reasons": [],
+    },
+    "created_at": "2026-11-27T10:15:02.120Z",
+}
+_EVENT_DETAIL_EXAMPLE = {
+    **_EVENT_EXAMPLE,
+    "dispatched_at": "2026-11-27T10:15:02.180Z",
+    "deliveries": [
+        {
+            "id": "01939f4e-7b00-7c2b-9d51-2f0c9c8e4a12",
+            "endpoint_id": _ENDPOINT_EXAMPLE["id"],
+            "endpoint_url": _ENDPOINT_EXAMPLE["url"],
+            "status": "delivered",
+            "attempt_count": 2,
+            "next_attempt_at": None,
+            "last_attempt_at": "2026-11-27T10:15:08.410Z",
+            "last_response_status": 202,
+            "last_error": "",
+            "delivered_at": "2026-11-27T10:15:08.410Z",
+            "replay_count": 0,
+            "attempts": [
+                {
+                    "attempt_number": 1,
+                    "created_at": "2026-11-27T10:15:02.200Z",
+                    "succeeded": False,
+                    "duration_ms": 10003,
+                    "response_status": None,
+                    "error": "timed out after 10 s",
+                    "retry_at": "2026-11-27T10:15:07.900Z",
+                },
+                {
+                    "attempt_number": 2,
+                    "created_at": "2026-11-27T10:15:08.350Z",
+                    "succeeded": True,
+                    "duration_ms": 60,
+                    "response_status": 202,
+                    "error": "",
+                    "retry_at": None,
+                },
+            ],
+        }
+    ],
+}
+_NOT_FOUND = OpenApiResponse(
+    response={"$ref": "#/components/schemas/Error"},
+    description="Not found (also: the id belongs to another organization).",
+)
+_NOT_FOUND_EXAMPLE = OpenApiExample(
+    "Unknown id",
+    response_only=True,
+    status_codes=["404"],
+    value={"error": {"code": "not_found", "message": "Webhook endpoint not found.", "details": {}}},
+)
 
 
 # --- serializers -------------------------------------------------------------------------
@@ -223,7 +292,15 @@ class WebhookListView(OrganizationAPIView):
     @extend_schema(
         operation_id="webhooks_list",
         tags=TAGS_WEBHOOKS,
+        summary="List webhook subscriptions",
         responses=page_of("PaginatedWebhookEndpointList", EndpointOutput),
+        examples=[
+            OpenApiExample(
+                "One subscription",
+                response_only=True,
+                value={"count": 1, "next": None, "previous": None, "results": [_ENDPOINT_EXAMPLE]},
+            )
+        ],
     )
     def get(self, request):
         return paginated_response(
@@ -271,7 +348,13 @@ class WebhookDetailView(OrganizationAPIView):
     def _endpoint(self, pk) -> WebhookEndpoint:
         return self.get_scoped_object(WebhookEndpoint, pk=pk)
 
-    @extend_schema(operation_id="webhooks_get", tags=TAGS_WEBHOOKS, responses=EndpointOutput)
+    @extend_schema(
+        operation_id="webhooks_get",
+        tags=TAGS_WEBHOOKS,
+        summary="Get a webhook subscription",
+        responses=EndpointOutput,
+        examples=[OpenApiExample("Subscription", response_only=True, value=_ENDPOINT_EXAMPLE)],
+    )
     def get(self, request, pk):
         return Response(EndpointOutput(self._endpoint(pk)).data)
 
@@ -294,7 +377,14 @@ class WebhookDetailView(OrganizationAPIView):
         endpoint = services.webhook_endpoint_update(endpoint=endpoint, **data)
         return Response(EndpointOutput(endpoint).data)
 
-    @extend_schema(operation_id="webhooks_delete", tags=TAGS_WEBHOOKS, responses={204: None})
+    @extend_schema(
+        operation_id="webhooks_delete",
+        tags=TAGS_WEBHOOKS,
+        summary="Unsubscribe",
+        description="Delete the subscription (204, no body); its pending deliveries are dropped.",
+        responses={204: None, 404: _NOT_FOUND},
+        examples=[_NOT_FOUND_EXAMPLE],
+    )
     def delete(self, request, pk):
         services.webhook_endpoint_delete(endpoint=self._endpoint(pk))
         return Response(status=204)
@@ -386,7 +476,19 @@ class EventListView(OrganizationAPIView):
             OpenApiParameter("subject_id", OpenApiTypes.STR),
             OpenApiParameter("trace_id", OpenApiTypes.STR),
         ],
+        summary="List events, newest first",
         responses=page_of("PaginatedEventList", EventOutput, cursor=True),
+        examples=[
+            OpenApiExample(
+                "A page of events",
+                response_only=True,
+                value={
+                    "next": "https://switchboard.example.com/api/v1/events/?cursor=cD0yMDI2",
+                    "previous": None,
+                    "results": [_EVENT_EXAMPLE],
+                },
+            )
+        ],
     )
     def get(self, request):
         params = request.query_params
@@ -410,7 +512,17 @@ class EventListView(OrganizationAPIView):
 
 
 class EventDetailView(OrganizationAPIView):
-    @extend_schema(operation_id="events_get", tags=TAGS_EVENTS, responses=EventDetailOutput)
+    @extend_schema(
+        operation_id="events_get",
+        tags=TAGS_EVENTS,
+        summary="Get an event with its deliveries and their attempts",
+        responses=EventDetailOutput,
+        examples=[
+            OpenApiExample(
+                "Delivered on the second attempt", response_only=True, value=_EVENT_DETAIL_EXAMPLE
+            )
+        ],
+    )
     def get(self, request, pk):
         event = self.get_scoped_object(
             selectors.event_with_deliveries(organization=self.organization), pk=pk
@@ -426,7 +538,15 @@ class EventRedeliverView(OrganizationAPIView):
         responses={
             202: inline_serializer("RedeliverOutput", {"requeued": serializers.IntegerField()})
         },
+        summary="Deliver an event again",
         description="Send the event again (same `webhook-id`, fresh signature).",
+        examples=[
+            OpenApiExample("To every endpoint that had it", request_only=True, value={}),
+            OpenApiExample(
+                "To one endpoint", request_only=True, value={"endpoint_id": _ENDPOINT_EXAMPLE["id"]}
+            ),
+            OpenApiExample("Requeued", response_only=True, value={"requeued": 1}),
+        ],
     )
     def post(self, request, pk):
         event = self.get_scoped_object(Event, pk=pk)
@@ -444,7 +564,37 @@ class EventTypeListView(OrganizationAPIView):
     @extend_schema(
         operation_id="event_types_list",
         tags=TAGS_EVENTS,
+        summary="The event catalog",
         responses=page_of("PaginatedEventTypeList", EventTypeOutput),
+        examples=[
+            OpenApiExample(
+                "A page of the catalog",
+                response_only=True,
+                value={
+                    "count": 1,
+                    "next": None,
+                    "previous": None,
+                    "results": [
+                        {
+                            "name": "deal.won",
+                            "version": 1,
+                            "group": "deal",
+                            "description": "A deal reached a won stage.",
+                            "data_schema": {
+                                "type": "object",
+                                "required": ["deal_id", "contact_id", "stage"],
+                                "properties": {
+                                    "deal_id": {"type": "string", "format": "uuid"},
+                                    "contact_id": {"type": ["string", "null"], "format": "uuid"},
+                                    "stage": {"type": "string"},
+                                },
+                                "additionalProperties": True,
+                            },
+                        }
+                    ],
+                },
+            )
+        ],
     )
     def get(self, request):
         return paginated_response(self, catalog.all_types(), EventTypeOutput)

@@ -52,6 +52,44 @@ class MessageOutput(serializers.Serializer):
         return StatusUpdateOutput(updates, many=True).data
 
 
+MESSAGE_EXAMPLE = {
+    "id": "01939f50-1111-7c2b-9d51-2f0c9c8e4a11",
+    "conversation_id": "01939f50-2222-7c2b-9d51-2f0c9c8e4a11",
+    "contact_id": "0193a5b2-1111-7000-8000-000000000001",
+    "direction": "out",
+    "channel": "sms",
+    "channel_connection_id": "01939f50-3333-7c2b-9d51-2f0c9c8e4a11",
+    "status": "delivered",
+    "text": "Hi Maya! We have a free trial class Tue 6:00 PM or Wed 7:00 AM. Which suits you?",
+    "subject": "",
+    "template_name": "",
+    "provider_message_id": "SM1ad8ee5b2d2a4d5d8f6e1c2b3a4d5e6f",
+    "error_code": "",
+    "error_reason": "",
+    "send_attempts": 1,
+    "next_attempt_at": None,
+    "created_at": "2026-11-27T10:15:03.010Z",
+    "sent_at": "2026-11-27T10:15:03.420Z",
+    "delivered_at": "2026-11-27T10:15:05.000Z",
+    "read_at": None,
+    "failed_at": None,
+    "status_history": [
+        {
+            "status": "sent",
+            "occurred_at": "2026-11-27T10:15:03.420Z",
+            "error_code": "",
+            "error_reason": "",
+        },
+        {
+            "status": "delivered",
+            "occurred_at": "2026-11-27T10:15:05.000Z",
+            "error_code": "",
+            "error_reason": "",
+        },
+    ],
+}
+
+
 class MessageSendInput(serializers.Serializer):
     contact_id = serializers.UUIDField()
     text = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
@@ -84,7 +122,21 @@ class MessageSendView(OrganizationAPIView):
         examples=[
             OpenApiExample(
                 "reply", value={"contact_id": "0190f3c1-...", "text": "Hi! Want to book a class?"}
-            )
+            ),
+            OpenApiExample(
+                "queued",
+                response_only=True,
+                status_codes=["202"],
+                value={
+                    **MESSAGE_EXAMPLE,
+                    "status": "queued",
+                    "provider_message_id": None,
+                    "send_attempts": 0,
+                    "sent_at": None,
+                    "delivered_at": None,
+                    "status_history": [],
+                },
+            ),
         ],
     )
     def post(self, request):
@@ -112,7 +164,11 @@ class MessageSendView(OrganizationAPIView):
 class MessageDetailView(OrganizationAPIView):
     """`GET /api/v1/messages/<id>/`: a message with its delivery status history."""
 
-    @extend_schema(responses={200: MessageOutput}, summary="Get a message and its delivery status")
+    @extend_schema(
+        responses={200: MessageOutput},
+        summary="Get a message and its delivery status",
+        examples=[OpenApiExample("delivered", response_only=True, value=MESSAGE_EXAMPLE)],
+    )
     def get(self, request, pk):
         message = conversation_selectors.message_get(organization=self.organization, message_id=pk)
         return Response(MessageOutput(message).data)

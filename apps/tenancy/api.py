@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -19,7 +19,25 @@ class OrganizationView(OrganizationAPIView):
     """The organization the API key belongs to (use it to test a key)."""
 
     @extend_schema(
-        responses=OrganizationOutput, operation_id="organization_get", tags=["organization"]
+        responses=OrganizationOutput,
+        operation_id="organization_get",
+        tags=["organization"],
+        summary="The API key's organization",
+        examples=[
+            OpenApiExample(
+                "Organization",
+                response_only=True,
+                value={
+                    "id": "0193a5b2-0000-7000-8000-000000000001",
+                    "name": "Pulse Fitness Studio",
+                    "slug": "pulse",
+                    "niche": "fitness",
+                    "timezone": "America/New_York",
+                    "default_phone_region": "US",
+                    "plan": "starter",
+                },
+            )
+        ],
     )
     def get(self, request):
         return Response(OrganizationOutput(self.organization).data)
