@@ -13,7 +13,8 @@ Shape (node names as they appear in n8n):
       ├ no  → Reject (401) → Stop: bad signature (Code, throws: the execution ends in error)
       └ yes → Accept (202) → Read the event (Code) → Anything to do? (IF) → Ask Switchboard
               (HTTP POST /decisions/) → Carry out the actions (Code) → What next? (Switch)
-                ├ wait   → Wait until it is time → [Booked since? (HTTP GET /bookings/)] → Carry out…
+                ├ wait   → Wait until it is time → [Booked since? (HTTP GET /bookings/)]
+                │          → [Replied since? (HTTP GET /conversations/<id>/)] → Carry out…
                 ├ ask    → Ask again: follow-up due (HTTP POST /decisions/) → Carry out…
                 ├ failed → Stop: an action failed (Code, throws)
                 └ done
@@ -22,6 +23,7 @@ Shape (node names as they appear in n8n):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import uuid
@@ -46,12 +48,16 @@ CARRY_OUT = "Carry out the actions"
 NEXT = "What next?"
 WAIT = "Wait until it is time"
 BOOKED = "Booked since?"
+REPLIED = "Replied since?"
 ASK_AGAIN = "Ask again: follow-up due"
 STOP_FAILED = "Stop: an action failed"
 
 BASE_URL = "{{ $env.SWITCHBOARD_URL.replace(/\\/+$/, '') }}/api/v1"
 AUTH_HEADER = {"name": "Authorization", "value": "=Bearer {{ $env.SWITCHBOARD_API_KEY }}"}
 TRACE_HEADER = {"name": "traceparent", "value": "={{ $json.ctx.traceparent }}"}
+# The checks after a wait read the state the Wait node passed on (their input may be the
+# previous check's answer).
+WAITED = f"$('{WAIT}').last().json.ctx"
 NEXT_OUTPUTS = ("wait", "ask", "failed", "done")
 
 
@@ -62,7 +68,8 @@ class Workflow:
     name: str
     event_type: str
     trigger: str  # the decision API trigger
-    stop_when_booked: bool  # waits end (nothing more is sent) once the contact has booked
+    stop_when_booked: bool  # after a wait nothing more is sent once the contact has booked
+    stop_when_replied: bool  # … or once the contact has written to us
 
     @property
     def path(self) -> str:
@@ -77,6 +84,7 @@ WORKFLOWS = (
         "lead.created",
         "lead.created",
         stop_when_booked=True,
+        stop_when_replied=True,
     ),
     Workflow(
         "message-received-ai-reply",
@@ -85,6 +93,7 @@ WORKFLOWS = (
         "message.received",
         "message.received",
         stop_when_booked=False,
+        stop_when_replied=True,
     ),
     Workflow(
         "no-show-follow-up",
@@ -93,6 +102,7 @@ WORKFLOWS = (
         "booking.no_show",
         "booking.no_show",
         stop_when_booked=True,
+        stop_when_replied=True,
     ),
     Workflow(
         "deal-won-onboarding",
@@ -101,6 +111,7 @@ WORKFLOWS = (
         "deal.won",
         "deal.won",
         stop_when_booked=False,
+        stop_when_replied=False,
     ),
 )
 
@@ -166,16 +177,31 @@ def _respond(workflow, name, position, status: int, body: str):
     )
 
 
-def _api(workflow, name, position, *, method: str, path: str, headers=(), query=(), body=None):
+def _api(
+    workflow,
+    name,
+    position,
+    *,
+    method: str,
+    path: str,
+    headers=(),
+    query=(),
+    body=None,
+    trace=TRACE_HEADER,
+    never_error=False,
+):
+    options = {"timeout": 30000}
+    if never_error:  # an answer other than 2xx is data for the next node, not a failure
+        options["response"] = {"response": {"neverError": True}}
     parameters = {
         "method": method,
         "url": f"={BASE_URL}/{path}",
         "sendQuery": bool(query),
         "queryParameters": {"parameters": list(query)},
         "sendHeaders": True,
-        "headerParameters": {"parameters": [AUTH_HEADER, *headers, TRACE_HEADER]},
+        "headerParameters": {"parameters": [AUTH_HEADER, *headers, trace]},
         "sendBody": body is not None,
-        "options": {"timeout": 30000},
+        "options": options,
     }
     if body is not None:
         parameters.update(specifyBody="json", jsonBody=body)
@@ -200,6 +226,13 @@ def build(workflow: Workflow) -> dict:
         "event_type": workflow.event_type,
         "trigger": workflow.trigger,
         "stop_when_booked": workflow.stop_when_booked,
+        "stop_when_replied": workflow.stop_when_replied,
+    }
+    checks = {
+        "read": READ,
+        "wait": WAIT,
+        "booked": BOOKED if workflow.stop_when_booked else None,
+        "replied": REPLIED if workflow.stop_when_replied else None,
     }
     nodes = [
         _node(
@@ -263,8 +296,7 @@ def build(workflow: Workflow) -> dict:
             workflow,
             CARRY_OUT,
             (1540, 200),
-            f"const READ_EVENT_NODE = {json.dumps(READ)};\nconst WAIT_NODE = {json.dumps(WAIT)};\n\n"
-            + _source("carry_out.js"),
+            f"const NODES = {json.dumps(checks)};\n\n" + _source("carry_out.js"),
         ),
         _node(
             workflow,
@@ -309,7 +341,8 @@ def build(workflow: Workflow) -> dict:
             "throw new Error($json.summary);\n",
         ),
     ]
-    after_wait = CARRY_OUT
+    chain = [WAIT]  # what runs after a wait, in order, before carrying out again
+    trace_after_wait = {"name": "traceparent", "value": f"={{{{ {WAITED}.traceparent }}}}"}
     if workflow.stop_when_booked:
         nodes.append(
             _api(
@@ -319,13 +352,29 @@ def build(workflow: Workflow) -> dict:
                 method="GET",
                 path="bookings/",
                 query=[
-                    {"name": "contact", "value": "={{ $json.ctx.contact_id }}"},
+                    {"name": "contact", "value": f"={{{{ {WAITED}.contact_id }}}}"},
                     {"name": "status", "value": "scheduled,confirmed"},
                     {"name": "from", "value": "={{ $now.toUTC().toISO() }}"},
                 ],
+                trace=trace_after_wait,
             )
         )
-        after_wait = BOOKED
+        chain.append(BOOKED)
+    if workflow.stop_when_replied:
+        nodes.append(
+            _api(
+                workflow,
+                REPLIED,
+                (2420, 0),
+                method="GET",
+                # Unknown conversation (nothing sent yet): a 404 the next node ignores.
+                path=f"conversations/{{{{ {WAITED}.conversation_id || 'none' }}}}/",
+                trace=trace_after_wait,
+                never_error=True,
+            )
+        )
+        chain.append(REPLIED)
+    chain.append(CARRY_OUT)
 
     def to(*names):
         return [{"node": name, "type": "main", "index": 0} for name in names]
@@ -341,11 +390,10 @@ def build(workflow: Workflow) -> dict:
         ASK: {"main": [to(CARRY_OUT)]},
         CARRY_OUT: {"main": [to(NEXT)]},
         NEXT: {"main": [to(WAIT), to(ASK_AGAIN), to(STOP_FAILED), []]},
-        WAIT: {"main": [to(after_wait)]},
         ASK_AGAIN: {"main": [to(CARRY_OUT)]},
     }
-    if workflow.stop_when_booked:
-        connections[BOOKED] = {"main": [to(CARRY_OUT)]}
+    for source, target in itertools.pairwise(chain):
+        connections[source] = {"main": [to(target)]}
     return {
         "id": workflow.id,
         "name": workflow.name,

@@ -13,8 +13,8 @@
 //                      .../disqualify/ {reason} when status says so
 //   move_deal          POST /deals/<deal_id>/stage/ {stage_id}
 //   create_task        POST /tasks/ {title, description, due_at, deal_id, contact_id, source}
-//   escalate_to_human  POST /tasks/ (due now, for a person to take over: the Core API has no
-//                      escalation endpoint yet)
+//   escalate_to_human  POST /conversations/<conversation_id>/escalate/ {reason, priority}
+//                      (a contact without a conversation yet: POST /tasks/, due now)
 //   schedule_follow_up the workflow waits until `at`, then asks again (trigger follow_up_due)
 //   offer_slots, no_action: nothing to call (the offered times are in the message)
 //
@@ -23,10 +23,12 @@
 // or a redelivered event repeats nothing. 429 (after Retry-After), 5xx and network errors are
 // retried; any other failure is reported and ends the execution with an error.
 //
-// Input: the decision (from "Ask Switchboard" / "Ask again"), or, after a wait, the state
-// this node left (through the Wait node and, when the workflow stops once the contact has
-// booked, the bookings page from "Booked since?"). Output: the state, with `next`:
-// `wait` (until `wait_until`), `ask` (follow-up due), `failed` or `done`.
+// Input: the decision (from "Ask Switchboard" / "Ask again"), or, after a wait, whatever the
+// checks before it answered; the state this node left is read back from the Wait node. Before
+// anything goes out after a wait, the workflow stops when the contact has booked (workflows
+// that aim at a booking: "Booked since?") or written to us ("Replied since?") meanwhile.
+// Output: the state, with `next`: `wait` (until `wait_until`), `ask` (a follow-up is due),
+// `failed` or `done`.
 
 const MAX_ROUNDS = 5; // follow-up decisions per event at most (the decision engine stops sooner)
 const MAX_TRIES = 4;
@@ -124,13 +126,8 @@ function planActions(decision, ctx, round) {
         );
         break;
       case 'escalate_to_human':
-        call('POST', 'tasks/', {
-          title: `Take over the conversation (${action.priority}): ${action.reason}`.slice(0, 200),
-          description: `The agent handed this contact to a person. Reason: ${action.reason}`,
-          due_at: new Date().toISOString(),
-          contact_id: ctx.contact_id,
-          source: SOURCE,
-        });
+        // Where to depends on the conversation, which a message sent just before may open.
+        call('POST', null, null, { escalation: { reason: action.reason, priority: action.priority } });
         break;
       case 'schedule_follow_up':
         followUp = { at: action.at, purpose: action.purpose, note: action.note };
@@ -147,6 +144,29 @@ function planActions(decision, ctx, round) {
     }
   });
   return { calls, notes, followUp };
+}
+
+// An escalation goes to the conversation; a contact without one yet gets a task, due now.
+function resolveEscalation(call, ctx) {
+  const { reason, priority } = call.escalation;
+  if (ctx.conversation_id) {
+    return {
+      ...call,
+      path: `conversations/${ctx.conversation_id}/escalate/`,
+      body: { reason: (reason || 'The agent asked for a person.').slice(0, 300), priority: priority || 'high' },
+    };
+  }
+  return {
+    ...call,
+    path: 'tasks/',
+    body: {
+      title: `Take over (${priority}): ${reason}`.slice(0, 200),
+      description: `The agent handed this contact to a person. Reason: ${reason}`,
+      due_at: new Date().toISOString(),
+      contact_id: ctx.contact_id,
+      source: SOURCE,
+    },
+  };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -197,7 +217,8 @@ function describeFailure(response) {
 async function makeCalls(helpers, settings, ctx, calls) {
   const results = [];
   let bookingFailed = false;
-  for (const call of calls) {
+  for (let call of calls) {
+    if (call.escalation) call = resolveEscalation(call, ctx);
     const dependsOnBooking = call.type === 'move_deal' || (call.type === 'send_message' && CONFIRMATIONS_OF_A_BOOKING.includes(call.purpose));
     if (bookingFailed && dependsOnBooking) {
       results.push({ index: call.index, type: call.type, status: 'skipped', detail: 'the booking failed' });
@@ -215,6 +236,9 @@ async function makeCalls(helpers, settings, ctx, calls) {
     const result = { index: call.index, type: call.type, status: ok ? 'done' : 'failed', http_status: response.status };
     if (ok) {
       result.id = (response.body && response.body.id) || null;
+      if (response.body && response.body.conversation_id && !ctx.conversation_id) {
+        ctx.conversation_id = response.body.conversation_id; // a first message opens one
+      }
       if (response.headers['idempotent-replayed'] === 'true') result.replayed = true;
     } else {
       Object.assign(result, describeFailure(response));
@@ -248,11 +272,33 @@ function nextStep(state) {
   return state;
 }
 
-// One pass of the node, without n8n. `input` is the node's input item json.
-async function carryOut({ input, readCtx, waitState, helpers, settings, nowMs }) {
+function stop(state, why) {
+  state.pending = [];
+  state.follow_up = null;
+  state.stopped = why;
+  return nextStep(state);
+}
+
+function repliedSince(conversation, since) {
+  if (!conversation || !conversation.last_inbound_at || !since) return false;
+  return Date.parse(conversation.last_inbound_at) > Date.parse(since);
+}
+
+// One pass of the node, without n8n. `input` is the node's input item json; `checks()`
+// gives what the checks after a wait answered: {bookings, conversation} (null: not checked).
+async function carryOut({ input, readCtx, waitState, checks, helpers, settings, nowMs }) {
   let state;
   if (input && input.decision_id && Array.isArray(input.actions)) {
-    const ctx = readCtx();
+    let previous = null; // a follow-up: what the workflow learned before waiting for it
+    if (roundOf(input.event_id) > 0) {
+      try {
+        previous = waitState();
+      } catch (error) {
+        previous = null;
+      }
+    }
+    const ctx = { ...(previous ? previous.ctx : readCtx()) };
+    if (input.conversation_id) ctx.conversation_id = input.conversation_id;
     const round = roundOf(input.event_id);
     const { calls, notes, followUp } = planActions(input, ctx, round);
     calls.forEach((call) => (call.due_at = call.send_at ? scaledDue(call.send_at, nowMs, ctx.wait_scale) : null));
@@ -260,19 +306,19 @@ async function carryOut({ input, readCtx, waitState, helpers, settings, nowMs })
       ctx,
       round,
       decision_id: input.decision_id,
+      since: new Date(nowMs).toISOString(),
       pending: calls,
       follow_up: followUp ? { ...followUp, due_at: scaledDue(followUp.at, nowMs, ctx.wait_scale) } : null,
       results: notes,
     };
   } else {
-    const waited = input && input.ctx ? input : waitState();
-    state = { ...waited, results: [] };
-    const bookingsPage = input && Array.isArray(input.results) && 'count' in input ? input : null;
-    if (state.ctx.stop_when_booked && bookingsPage && bookingsPage.count > 0) {
-      state.pending = [];
-      state.follow_up = null;
-      state.stopped = 'the contact has booked since';
-      return nextStep(state);
+    state = { ...waitState(), results: [] };
+    const { bookings, conversation } = checks();
+    if (state.ctx.stop_when_booked && bookings && bookings.count > 0) {
+      return stop(state, 'the contact has booked since');
+    }
+    if (state.ctx.stop_when_replied && repliedSince(conversation, state.since)) {
+      return stop(state, 'the contact has replied since');
     }
     if (state.after_wait === 'ask') {
       state.round += 1;
@@ -300,8 +346,12 @@ async function carryOut({ input, readCtx, waitState, helpers, settings, nowMs })
 // --- n8n ---------------------------------------------------------------------------------
 const state = await carryOut({
   input: $input.first().json,
-  readCtx: () => $(READ_EVENT_NODE).first().json.ctx,
-  waitState: () => $(WAIT_NODE).last().json,
+  readCtx: () => $(NODES.read).first().json.ctx,
+  waitState: () => $(NODES.wait).last().json,
+  checks: () => ({
+    bookings: NODES.booked ? $(NODES.booked).last().json : null,
+    conversation: NODES.replied ? $(NODES.replied).last().json : null,
+  }),
   helpers: this.helpers,
   settings: { url: $env.SWITCHBOARD_URL, apiKey: $env.SWITCHBOARD_API_KEY },
   nowMs: Date.now(),

@@ -1,8 +1,9 @@
 // Read the event: what this workflow takes from it, and whether there is anything to do.
 //
 // `WORKFLOW` (above, written by n8n/build.py) says which event type this workflow handles,
-// which decision trigger it asks for, and whether its follow-ups stop once the contact has
-// booked. The context (`ctx`) built here travels with every later item:
+// which decision trigger it asks for, and whether what it has left to send (held messages,
+// follow-ups) is dropped once the contact has booked or written to us. The context (`ctx`)
+// built here travels with every later item:
 //   event_id     the event id (= webhook-id): decision event ids and Idempotency-Keys derive
 //                from it, so a redelivered event or a retried execution repeats nothing;
 //   trace_id     the event's trace; `traceparent` continues it on every call to the Core API;
@@ -45,7 +46,9 @@ function readEvent(event, { workflow, traceparent, waitScaleSetting }) {
     trace_id: traceId,
     traceparent: `00-${traceId}-${randomHex(16)}-01`,
     contact_id: data.contact_id || null,
+    conversation_id: data.conversation_id || null,
     stop_when_booked: Boolean(workflow.stop_when_booked),
+    stop_when_replied: Boolean(workflow.stop_when_replied),
     wait_scale: waitScale(waitScaleSetting),
   };
   let skip = '';

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apps.bookings.api import BookingCreateInput, RescheduleInput
+from apps.conversations.api import EscalateInput
 from apps.crm.api import (
     ContactPatchInput,
     DealStageInput,
@@ -30,7 +31,13 @@ from tests.support.http import Reply
 API_KEY = "sbk_test_key"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CONTACT = "0193a5b2-1111-7000-8000-000000000001"
-PRELUDE = 'const READ_EVENT_NODE = "Read the event";\nconst WAIT_NODE = "Wait until it is time";\n'
+NODES = {
+    "read": "Read the event",
+    "wait": "Wait until it is time",
+    "booked": "Booked since?",
+    "replied": "Replied since?",
+}
+PRELUDE = f"const NODES = {json.dumps(NODES)};\n"
 
 
 def context(**overrides):
@@ -41,16 +48,24 @@ def context(**overrides):
         "trace_id": TRACE,
         "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01",
         "contact_id": CONTACT,
+        "conversation_id": None,
         "stop_when_booked": False,
+        "stop_when_replied": False,
         "wait_scale": 1,
         **overrides,
     }
 
 
-def carry_out(receiver, item, *, ctx=None, wait_state=None, env=None):
+def carry_out(
+    receiver, item, *, ctx=None, wait_state=None, env=None, bookings=None, conversation=None
+):
+    """One pass of the node; after a wait, `item` is what went into the Wait node (unless
+    `wait_state` says otherwise) and `bookings` / `conversation` what the checks answered."""
     nodes = {"Read the event": [{"json": {"ctx": ctx or context()}}]}
-    if wait_state is not None:
-        nodes["Wait until it is time"] = [{"json": wait_state}]
+    if wait_state is not None or "actions" not in item:
+        nodes["Wait until it is time"] = [{"json": wait_state or item}]
+    nodes["Booked since?"] = [{"json": bookings or {"count": 0, "results": []}}]
+    nodes["Replied since?"] = [{"json": conversation or {"error": {"code": "not_found"}}}]
     [out] = run_code(
         PRELUDE + source("carry_out.js"),
         input=[{"json": item}],
@@ -62,8 +77,13 @@ def carry_out(receiver, item, *, ctx=None, wait_state=None, env=None):
     return out["json"]
 
 
-def decision(*actions, event_id="evt-1"):
-    return {"decision_id": "dec-1", "event_id": event_id, "actions": list(actions)}
+def decision(*actions, event_id="evt-1", conversation_id=None):
+    return {
+        "decision_id": "dec-1",
+        "event_id": event_id,
+        "conversation_id": conversation_id,
+        "actions": list(actions),
+    }
 
 
 def action(type_, **changes):
@@ -84,6 +104,7 @@ SERIALIZERS = [
     ("POST", r"leads/[^/]+/disqualify/", LeadDisqualifyInput),
     ("POST", r"deals/[^/]+/stage/", DealStageInput),
     ("POST", r"tasks/", TaskCreateInput),
+    ("POST", r"conversations/[^/]+/escalate/", EscalateInput),
 ]
 
 
@@ -163,7 +184,7 @@ def test_every_action_type_becomes_its_documented_api_call(receiver):
         bodies[4]["appointment_type"] == ACTION_EXAMPLES[A.BOOK_APPOINTMENT]["appointment_type_id"]
     )
     assert (bodies[4]["contact_id"], bodies[4]["source"]) == (CONTACT, "n8n")
-    assert bodies[9]["title"].startswith("Take over the conversation (normal)")
+    assert bodies[9]["title"].startswith("Take over (normal): ")  # no conversation yet
     assert [(r["type"], r["status"]) for r in result["results"]][-6:] == [
         ("offer_slots", "skipped"),
         ("send_message", "done"),
@@ -253,14 +274,14 @@ def test_waits_end_once_the_contact_has_booked(receiver):
     )
     assert first["next"] == "wait"
     page = {"count": 1, "next": None, "previous": None, "results": [{"id": "b1"}]}
-    stopped = carry_out(receiver, page, wait_state=first)
+    stopped = carry_out(receiver, first, bookings=page)
     assert (stopped["next"], stopped["stopped"]) == ("done", "the contact has booked since")
     assert receiver.requests == []
     # Not booked: the held message goes.
     time.sleep(0.4)
     receiver.respond(Reply(status=202, body={"id": "msg-1"}))
     empty = {"count": 0, "next": None, "previous": None, "results": []}
-    went = carry_out(receiver, empty, wait_state=first)
+    went = carry_out(receiver, first, bookings=empty)
     assert len(receiver.requests) == 1
     assert (went["next"], went["after_wait"]) == ("wait", "ask")
 
@@ -311,3 +332,70 @@ def test_client_errors_are_not_retried(receiver, status):
     assert len(receiver.requests) == 1
     assert result["results"][0]["code"] == "x"
     assert json.dumps(result["summary"]).count("No.") == 1
+
+
+def test_escalation_hands_the_conversation_to_a_person(receiver):
+    receiver.respond(Reply(status=200, body={"id": "conv-1", "agent_active": False}))
+    conversation = "0193a5b2-2222-7000-8000-000000000001"
+    carry_out(
+        receiver,
+        decision(action(A.ESCALATE_TO_HUMAN, priority="urgent"), conversation_id=conversation),
+    )
+    [request] = receiver.requests
+    assert (request.method, request.path) == (
+        "POST",
+        f"/api/v1/conversations/{conversation}/escalate/",
+    )
+    assert request.json() == {
+        "reason": ACTION_EXAMPLES[A.ESCALATE_TO_HUMAN]["reason"],
+        "priority": "urgent",
+    }
+    assert accepted_by_the_api(request.method, request.path, request.json())
+
+
+def test_the_first_message_tells_which_conversation_to_escalate(receiver):
+    def reply(request):
+        return Reply(status=202, body={"id": "msg-1", "conversation_id": "conv-9"})
+
+    receiver.respond(reply)
+    result = carry_out(
+        receiver,
+        decision(action(A.SEND_MESSAGE, send_at=None), action(A.ESCALATE_TO_HUMAN)),
+    )
+    assert [r.path for r in receiver.requests] == [
+        "/api/v1/messages/",
+        "/api/v1/conversations/conv-9/escalate/",
+    ]
+    assert result["ctx"]["conversation_id"] == "conv-9"
+
+
+def test_waits_end_once_the_contact_has_replied(receiver):
+    later = iso(datetime.now(UTC) + timedelta(days=1))
+    ctx = context(stop_when_replied=True, conversation_id="conv-1", wait_scale=0)
+    first = carry_out(receiver, decision(action(A.SCHEDULE_FOLLOW_UP, at=later)), ctx=ctx)
+    before = iso(datetime.fromisoformat(first["since"]) - timedelta(minutes=5))
+    after = iso(datetime.fromisoformat(first["since"]) + timedelta(seconds=1))
+    quiet = carry_out(receiver, first, conversation={"id": "conv-1", "last_inbound_at": before})
+    assert quiet["next"] == "ask"
+    replied = carry_out(receiver, first, conversation={"id": "conv-1", "last_inbound_at": after})
+    assert (replied["next"], replied["stopped"]) == ("done", "the contact has replied since")
+    assert receiver.requests == []
+
+
+def test_a_follow_up_round_keeps_what_the_workflow_learned(receiver):
+    receiver.respond(Reply(status=200, body={"id": "conv-7"}))
+    at = iso(datetime.now(UTC) + timedelta(days=1))
+    first = carry_out(
+        receiver,
+        decision(action(A.SCHEDULE_FOLLOW_UP, at=at), conversation_id="conv-7"),
+        ctx=context(wait_scale=0),
+    )
+    asking = carry_out(receiver, first)
+    followed = carry_out(
+        receiver,
+        decision(action(A.ESCALATE_TO_HUMAN), event_id="evt-1:follow-up:1"),
+        wait_state=asking,
+    )
+    assert followed["ctx"]["conversation_id"] == "conv-7"
+    assert receiver.requests[0].path == "/api/v1/conversations/conv-7/escalate/"
+    assert receiver.requests[0].headers["idempotency-key"] == "evt-1:1:0:escalate_to_human"
