@@ -31,6 +31,9 @@
 // `failed` or `done`.
 
 const MAX_ROUNDS = 5; // follow-up decisions per event at most (the decision engine stops sooner)
+// A decision replayed after this long was carried out back then: the Idempotency-Keys that
+// would make doing it again harmless are kept 24 hours (IDEMPOTENCY_KEY_TTL_HOURS).
+const REPLAY_HORIZON_HOURS = 23;
 const MAX_TRIES = 4;
 const MAX_RETRY_WAIT_MS = 20000;
 const SOURCE = 'n8n';
@@ -300,6 +303,11 @@ async function carryOut({ input, readCtx, waitState, checks, helpers, settings, 
     const ctx = { ...(previous ? previous.ctx : readCtx()) };
     if (input.conversation_id) ctx.conversation_id = input.conversation_id;
     const round = roundOf(input.event_id);
+    const decidedHoursAgo = (nowMs - Date.parse(input.created_at)) / 3600000;
+    if (input.replayed && decidedHoursAgo > REPLAY_HORIZON_HOURS) {
+      const old = { ctx, round, decision_id: input.decision_id, pending: [], follow_up: null, results: [] };
+      return stop(old, `decided ${Math.floor(decidedHoursAgo)} hours ago and carried out then; not repeated`);
+    }
     const { calls, notes, followUp } = planActions(input, ctx, round);
     calls.forEach((call) => (call.due_at = call.send_at ? scaledDue(call.send_at, nowMs, ctx.wait_scale) : null));
     state = {

@@ -14,6 +14,9 @@
 // by the message workflow (message.received); greeting it here as well would say hello twice.
 const MESSAGE_SOURCES = ['sms', 'whatsapp', 'email', 'manychat', 'api'];
 const MAX_MESSAGE = 4000;
+// Older events are not acted on: a backfill or a replay of old dead letters must not answer
+// week-old messages. (Switchboard retries a delivery for about two days.)
+const MAX_EVENT_AGE_HOURS = 72;
 
 function randomHex(length) {
   let out = '';
@@ -34,7 +37,7 @@ function waitScale(value) {
 }
 
 // Without n8n: {ctx, skip} where skip is '' or why nothing is done.
-function readEvent(event, { workflow, traceparent, waitScaleSetting }) {
+function readEvent(event, { workflow, traceparent, waitScaleSetting, nowMs = Date.now() }) {
   const data = (event && event.data) || {};
   const traceId = traceIdOf(event, traceparent);
   const ctx = {
@@ -52,8 +55,11 @@ function readEvent(event, { workflow, traceparent, waitScaleSetting }) {
     wait_scale: waitScale(waitScaleSetting),
   };
   let skip = '';
+  const age = (nowMs - Date.parse(event.timestamp)) / 3600000;
   if (event.type !== workflow.event_type) {
     skip = `not a ${workflow.event_type} event but ${event.type}: subscribe this webhook to ${workflow.event_type} only`;
+  } else if (age > MAX_EVENT_AGE_HOURS) {
+    skip = `the event is ${Math.floor(age)} hours old (a backfill or an old replay): not acted on`;
   } else if (!ctx.contact_id) {
     skip = 'the event names no contact';
   } else if (workflow.event_type === 'lead.created' && MESSAGE_SOURCES.includes(data.source)) {

@@ -399,3 +399,20 @@ def test_a_follow_up_round_keeps_what_the_workflow_learned(receiver):
     assert followed["ctx"]["conversation_id"] == "conv-7"
     assert receiver.requests[0].path == "/api/v1/conversations/conv-7/escalate/"
     assert receiver.requests[0].headers["idempotency-key"] == "evt-1:1:0:escalate_to_human"
+
+
+def test_a_decision_replayed_after_a_day_is_not_carried_out_again(receiver):
+    old = {
+        **decision(action(A.SEND_MESSAGE, send_at=None), action(A.CREATE_TASK)),
+        "replayed": True,
+        "created_at": iso(datetime.now(UTC) - timedelta(hours=30)),
+    }
+    result = carry_out(receiver, old)
+    assert receiver.requests == []
+    assert result["next"] == "done"
+    assert "decided 30 hours ago" in result["stopped"]
+    # Within the day the Idempotency-Keys make the repeat harmless: it is carried out.
+    receiver.respond(Reply(status=201, body={"id": "x"}, headers={"Idempotent-Replayed": "true"}))
+    recent = {**old, "created_at": iso(datetime.now(UTC) - timedelta(hours=2))}
+    assert carry_out(receiver, recent)["next"] == "done"
+    assert len(receiver.requests) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -33,10 +34,11 @@ def read(event, config, *, env=None, traceparent=""):
     return out["json"]
 
 
-def event(type_, **data):
+def event(type_, age=timedelta(seconds=2), **data):
     return {
         "id": "evt-1",
         "type": type_,
+        "timestamp": (datetime.now(UTC) - age).isoformat().replace("+00:00", "Z"),
         "organization": {"slug": "pulse"},
         "sequence": 7,
         "trace_id": TRACE,
@@ -94,6 +96,7 @@ def test_a_message_without_text_lets_the_api_pick_the_last_one():
         (event("lead.created", source="sms"), workflow("lead.created"), "the lead wrote first"),
         (event("lead.created", source="api"), workflow("lead.created"), "the lead wrote first"),
         (event("deal.won"), workflow("lead.created"), "not a lead.created event but deal.won"),
+        (event("deal.won", age=timedelta(days=4)), workflow("deal.won"), "96 hours old"),
         ({**event("deal.won"), "data": {"contact_id": None}}, workflow("deal.won"), "no contact"),
         (
             event("message.received", direction="out", text="x"),
@@ -111,3 +114,7 @@ def test_a_lead_opened_by_hand_or_import_is_greeted():
         result = read(event("lead.created", source=source_), workflow("lead.created"))
         assert result["skip"] == "", source_
         assert result["decision_request"]["trigger"] == "lead.created"
+
+
+def test_a_redelivery_within_the_retry_horizon_is_acted_on():
+    assert read(event("deal.won", age=timedelta(hours=47)), workflow("deal.won"))["skip"] == ""
