@@ -96,6 +96,9 @@ class Report:
             yield flow
         except Failure as exc:
             flow.error = str(exc)
+        except KeyboardInterrupt:
+            flow.error = "interrupted"
+            raise
         except Exception as exc:  # a crash in a flow is a failed flow, not the end of the suite
             text = str(exc).strip().splitlines()
             flow.error = f"{type(exc).__name__}: {' / '.join(text[:1] + text[-2:])}"[:400]
@@ -817,7 +820,8 @@ def main(argv=None) -> int:
     def interrupted(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupted)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # also when inherited ignored
+        signal.signal(signum, interrupted)
     try:
         suite = Suite(stack, twilio, report)
         with report.flow("Stack: database, Core App (gunicorn, worker, beat), CLI set-up, n8n"):
@@ -841,8 +845,9 @@ def main(argv=None) -> int:
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
-        print("\ninterrupted", flush=True)
-        report.flows.append(Flow("interrupted", error="interrupted"))
+        print("\ninterrupted: stopping every process", flush=True)
+        if not report.flows or not report.flows[-1].error:
+            report.flows.append(Flow("interrupted", error="interrupted"))
     finally:
         stack.stop()
         twilio.close()
