@@ -13,6 +13,7 @@ import contextvars
 import logging
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -89,8 +90,12 @@ def bind(ctx: TraceContext | None = None, *, trace_id: str | None = None) -> Ite
         _current.reset(token)
 
 
+request_logger = logging.getLogger("switchboard.request")
+
+
 class TraceMiddleware:
-    """Bind the request's trace (from `traceparent` or new) and echo it on the response."""
+    """Bind the request's trace (from `traceparent` or new), echo it on the response, and
+    log one line per request (method, path, status, duration) carrying the trace id."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -99,8 +104,22 @@ class TraceMiddleware:
         incoming = parse_traceparent(request.headers.get("traceparent"))
         ctx = incoming.child() if incoming else TraceContext(new_trace_id(), new_span_id())
         request.trace = ctx
+        started = time.perf_counter()
         with bind(ctx):
             response = self.get_response(request)
+            if request_logger.isEnabledFor(logging.INFO):
+                request_logger.info(
+                    "%s %s %s",
+                    request.method,
+                    request.path,
+                    response.status_code,
+                    extra={
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    },
+                )
         response["traceparent"] = ctx.traceparent
         response["X-Request-ID"] = ctx.trace_id
         return response

@@ -45,6 +45,7 @@ class MessageOutput(serializers.Serializer):
     delivered_at = serializers.DateTimeField(allow_null=True)
     read_at = serializers.DateTimeField(allow_null=True)
     failed_at = serializers.DateTimeField(allow_null=True)
+    trace_id = serializers.CharField(help_text="The trace this message belongs to (W3C trace id).")
     status_history = serializers.SerializerMethodField()
 
     def get_status_history(self, message) -> list[dict]:
@@ -73,6 +74,7 @@ MESSAGE_EXAMPLE = {
     "delivered_at": "2026-11-27T10:15:05.000Z",
     "read_at": None,
     "failed_at": None,
+    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
     "status_history": [
         {
             "status": "sent",

