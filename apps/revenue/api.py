@@ -343,10 +343,11 @@ class InvoiceSendView(RevenueView):
         "invoice changes nothing; a paid or void one is 409.",
     )
     def post(self, request, pk):
+        invoice = self.invoice(pk)
         data = _parse(InvoiceSendInput, request.data)
         invoice = services.invoice_send(
             organization=self.organization,
-            invoice=self.invoice(pk),
+            invoice=invoice,
             deliver=data["deliver"],
             actor=self.actor,
         )
@@ -391,10 +392,11 @@ class InvoicePaymentsView(RevenueView):
         "`overpayment` or `currency_mismatch`.",
     )
     def post(self, request, pk):
+        invoice = self.invoice(pk)
         data = _parse(PaymentInput, request.data)
         payment = services.payment_record(
             organization=self.organization,
-            invoice=self.invoice(pk),
+            invoice=invoice,
             amount=data["amount"],
             currency=data.get("currency"),
             method=data.get("method", PaymentMethod.OTHER),
@@ -429,10 +431,11 @@ class InvoiceVoidView(RevenueView):
         "used. Voiding a void invoice changes nothing; one with payments is 409.",
     )
     def post(self, request, pk):
+        invoice = self.invoice(pk)
         data = _parse(InvoiceVoidInput, request.data)
         services.invoice_void(
             organization=self.organization,
-            invoice=self.invoice(pk),
+            invoice=invoice,
             reason=data["reason"],
             actor=self.actor,
         )

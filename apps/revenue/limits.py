@@ -246,6 +246,12 @@ def _redis() -> redis.Redis:
     return _client
 
 
+def usage_redis_reset() -> None:
+    """Forget the Redis connection (it is re-opened from `settings.REDIS_URL` on next use)."""
+    global _client, _add_script
+    _client = _add_script = None
+
+
 def _counter_key(organization, limit: str, label: str) -> str:
     return f"sb:usage:{organization.pk}:{limit}:{label}"
 

@@ -35,14 +35,23 @@ def test_totals_are_decimal_rounded_half_up_per_line(organization, contact):
         organization,
         contact=contact,
         lines=[
-            {"description": "Class pack", "quantity": "3", "unit_price": "19.99", "tax_rate": "8.25"},
+            {
+                "description": "Class pack",
+                "quantity": "3",
+                "unit_price": "19.99",
+                "tax_rate": "8.25",
+            },
             {"description": "Towel", "quantity": "0.5", "unit_price": "0.05"},  # 0.025 -> 0.03
             {"description": "Intro", "unit_price": 10, "tax_rate": "7.5"},
         ],
     )
     lines = list(invoice.lines.order_by("position"))
     assert [line.amount for line in lines] == [Decimal("59.97"), Decimal("0.03"), Decimal("10.00")]
-    assert [line.tax_amount for line in lines] == [Decimal("4.95"), Decimal("0.00"), Decimal("0.75")]
+    assert [line.tax_amount for line in lines] == [
+        Decimal("4.95"),
+        Decimal("0.00"),
+        Decimal("0.75"),
+    ]
     assert invoice.subtotal == Decimal("70.00")
     assert invoice.tax_total == Decimal("5.70")
     assert invoice.total == Decimal("75.70")
@@ -217,9 +226,7 @@ def test_deliver_sends_the_invoice_by_email_through_message_send(organization, c
 
 
 def test_overdue_job_marks_sent_invoices_past_due_once(organization):
-    past = f.sent_invoice(
-        organization, issue_date=date(2025, 1, 1), due_date=date(2025, 1, 15)
-    )
+    past = f.sent_invoice(organization, issue_date=date(2025, 1, 1), due_date=date(2025, 1, 15))
     due_today = f.sent_invoice(
         organization, issue_date=date(2025, 1, 1), due_date=date(2025, 1, 20)
     )
