@@ -193,6 +193,7 @@ CANCEL_INTENT = re.compile(
     r"|\b(?:want|like|going|need)\s+to\s+cancel\b|\bcancel(?:ling|ing)?\s+(?:my|our)\b",
     re.IGNORECASE,
 )
+NEGATED = re.compile(r"\b(?:don'?t|do not|not|never|no need to)\s*$", re.IGNORECASE)
 CANCEL_INTENT_SQL = (
     r"(cancel|end|stop|terminate|pause|freeze)\s+(my|our|the)\s+"
     r"(membership|subscription|plan|account|contract|service|package)"
@@ -340,7 +341,7 @@ def _customer_signals(organization, config: RevenueSettings, now: datetime):
     )
     for message in messages:
         match = CANCEL_INTENT.search(message.text)
-        if match is None:
+        if match is None or NEGATED.search(message.text[: match.start()]):
             continue
         yield (
             ChurnSignal.CANCEL_INTENT,

@@ -58,3 +58,51 @@ def set_limit(organization, field: str, value):
 
 def money(value: str) -> Decimal:
     return Decimal(value)
+
+
+def booking(contact_, *, start=None, status="scheduled", **fields):
+    """A booking row (the bookings app's own services need availability set up)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.bookings.models import AppointmentType, Booking, Resource
+
+    org_id = contact_.organization_id
+    kind, _ = AppointmentType.objects.get_or_create(
+        organization_id=org_id, slug="trial", defaults={"name": "Free trial class"}
+    )
+    resource, _ = Resource.objects.get_or_create(organization_id=org_id, name="Studio A")
+    start = start or timezone.now() + timedelta(days=1, minutes=next(_seq) * 60)
+    end = start + timedelta(minutes=45)
+    return Booking.objects.create(
+        organization_id=org_id,
+        contact=contact_,
+        appointment_type=kind,
+        resource=resource,
+        start=start,
+        end=end,
+        blocked_start=start,
+        blocked_end=end,
+        status=status,
+        source="test",
+        **fields,
+    )
+
+
+def inbound(contact_, text, *, channel="sms", at=None):
+    """An inbound message threaded like ingress does (conversation activity included)."""
+    from apps.conversations.services import message_record_inbound
+
+    return message_record_inbound(
+        organization=contact_.organization,
+        contact_id=contact_.pk,
+        channel=channel,
+        text=text,
+        now=at,
+    )
+
+
+def age(model, pk, **fields):
+    """Move timestamps into the past (the jobs select by age)."""
+    model.objects.filter(pk=pk).update(**fields)
