@@ -29,7 +29,7 @@ from apps.bookings.models import BookingStatus
 from apps.bookings.slots import slots_compute, wall_time_boundary, wall_time_instants
 from apps.core.api import OrganizationAPIView
 from apps.core.errors import ValidationFailed
-from apps.core.pagination import DefaultPagination
+from apps.core.pagination import page_of, paginated_response
 from apps.crm.models import Contact, Deal
 
 MAX_SLOTS_WINDOW = timedelta(days=31)
@@ -164,18 +164,8 @@ class BookingOutput(serializers.Serializer):
         return self.context["tz"].key
 
 
-class _Page(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-
-
-class AppointmentTypePage(_Page):
-    results = AppointmentTypeOutput(many=True)
-
-
-class BookingPage(_Page):
-    results = BookingOutput(many=True)
+AppointmentTypePage = page_of("AppointmentTypePage", AppointmentTypeOutput)
+BookingPage = page_of("BookingPage", BookingOutput)
 
 
 class StrictUUIDField(serializers.UUIDField):
@@ -309,9 +299,7 @@ class AppointmentTypeListView(OrganizationAPIView):
         queryset = selectors.appointment_type_list(
             organization=self.organization, include_inactive=include_inactive
         )
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(AppointmentTypeOutput(page, many=True).data)
+        return paginated_response(self, queryset, AppointmentTypeOutput)
 
 
 class SlotListView(OrganizationAPIView):
@@ -472,11 +460,7 @@ class BookingListView(OrganizationAPIView):
         if params.get("resource"):
             filters["resource"] = _resource(self.organization, params["resource"], param="resource")
         queryset = selectors.booking_list(organization=self.organization, **filters)
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(
-            BookingOutput(page, many=True, context={"tz": tz}).data
-        )
+        return paginated_response(self, queryset, BookingOutput, context={"tz": tz})
 
     @extend_schema(
         operation_id="bookings_create",

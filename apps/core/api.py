@@ -4,10 +4,14 @@ read and write is scoped to it. A foreign id is a 404, never a 403 (no existence
 
 from __future__ import annotations
 
+import math
+
+from django.conf import settings
 from django.db import models
 from rest_framework.views import APIView
 
-from apps.core.errors import NotFound
+from apps.core import ratelimit
+from apps.core.errors import NotFound, RateLimited
 from apps.core.idempotency import idempotent
 
 _MUTATING = ("post", "put", "patch", "delete")
@@ -32,6 +36,23 @@ class OrganizationAPIView(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.organization = request.auth.organization
+        self.check_key_rate_limit(request)
+
+    def check_key_rate_limit(self, request) -> None:
+        """Per API key token bucket, so a runaway workflow cannot starve the rest (429)."""
+        rate = settings.API_RATE_LIMIT_PER_SECOND
+        if rate <= 0:
+            return
+        wait = ratelimit.acquire(
+            [(f"api:{request.auth.pk}", rate, max(settings.API_RATE_LIMIT_BURST, 1))]
+        )
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            raise RateLimited(
+                f"Too many requests for this API key; retry after {retry_after} s.",
+                retry_after=retry_after,
+                details={"limit_per_second": rate, "burst": settings.API_RATE_LIMIT_BURST},
+            )
 
     def scoped(self, model_or_queryset) -> models.QuerySet:
         queryset = (

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from apps.core.api import OrganizationAPIView
 from apps.core.choices import Channel
-from apps.core.pagination import DefaultPagination
+from apps.core.pagination import page_of, paginated_response
 from apps.crm import selectors, services
 from apps.crm.models import DealStatus, IdentityKind, LeadStatus, LifecycleStage, TaskStatus
 from apps.crm.normalize import InvalidIdentity, normalize_phone
@@ -40,19 +40,6 @@ class StrictSerializer(serializers.Serializer):
                     {_printable(k): ["Unknown field."] for k in unknown}
                 )
         return super().to_internal_value(data)
-
-
-def _paginated(name: str, item):
-    return type(
-        name,
-        (serializers.Serializer,),
-        {
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": item(many=True),
-        },
-    )
 
 
 class CrmView(OrganizationAPIView):
@@ -92,11 +79,6 @@ class CrmView(OrganizationAPIView):
 
     def lead(self, lead_id):
         return selectors.lead_get(organization=self.organization, lead_id=lead_id)
-
-    def paginate(self, queryset, output):
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(queryset, self.request, view=self)
-        return paginator.get_paginated_response(output(page, many=True).data)
 
     @staticmethod
     def parse(serializer_class, data, **context):
@@ -275,7 +257,7 @@ class ContactListView(CrmView):
         operation_id="contacts_list",
         tags=["contacts"],
         parameters=[ContactFilter],
-        responses=_paginated("PaginatedContactList", ContactOutput),
+        responses=page_of("PaginatedContactList", ContactOutput),
         examples=[
             OpenApiExample(
                 "A page of contacts",
@@ -289,7 +271,7 @@ class ContactListView(CrmView):
     def get(self, request):
         filters = self.parse(ContactFilter, request.query_params)
         queryset = selectors.contact_list(organization=self.organization, **filters)
-        return self.paginate(queryset, ContactOutput)
+        return paginated_response(self, queryset, ContactOutput)
 
     @extend_schema(
         operation_id="contacts_create",
@@ -512,7 +494,7 @@ class PipelineListView(CrmView):
     @extend_schema(
         operation_id="pipelines_list",
         tags=["deals"],
-        responses=_paginated("PaginatedPipelineList", PipelineOutput),
+        responses=page_of("PaginatedPipelineList", PipelineOutput),
         examples=[
             OpenApiExample(
                 "Pipelines",
@@ -525,8 +507,8 @@ class PipelineListView(CrmView):
     )
     def get(self, request):
         services.pipeline_ensure_default(organization=self.organization)
-        return self.paginate(
-            selectors.pipeline_list(organization=self.organization), PipelineOutput
+        return paginated_response(
+            self, selectors.pipeline_list(organization=self.organization), PipelineOutput
         )
 
 
@@ -688,7 +670,7 @@ class DealListView(CrmView):
         operation_id="deals_list",
         tags=["deals"],
         parameters=[DealFilter],
-        responses=_paginated("PaginatedDealList", DealOutput),
+        responses=page_of("PaginatedDealList", DealOutput),
         examples=[
             OpenApiExample(
                 "A page of deals",
@@ -699,8 +681,8 @@ class DealListView(CrmView):
     )
     def get(self, request):
         filters = self.parse(DealFilter, request.query_params)
-        return self.paginate(
-            selectors.deal_list(organization=self.organization, **filters), DealOutput
+        return paginated_response(
+            self, selectors.deal_list(organization=self.organization, **filters), DealOutput
         )
 
     @extend_schema(
@@ -897,7 +879,7 @@ class LeadListView(CrmView):
         operation_id="leads_list",
         tags=["leads"],
         parameters=[LeadFilter],
-        responses=_paginated("PaginatedLeadList", LeadOutput),
+        responses=page_of("PaginatedLeadList", LeadOutput),
         examples=[
             OpenApiExample(
                 "A page of leads",
@@ -908,8 +890,8 @@ class LeadListView(CrmView):
     )
     def get(self, request):
         filters = self.parse(LeadFilter, request.query_params)
-        return self.paginate(
-            selectors.lead_list(organization=self.organization, **filters), LeadOutput
+        return paginated_response(
+            self, selectors.lead_list(organization=self.organization, **filters), LeadOutput
         )
 
 
@@ -1116,7 +1098,7 @@ class TaskListView(CrmView):
         operation_id="tasks_list",
         tags=["tasks"],
         parameters=[TaskFilter],
-        responses=_paginated("PaginatedTaskList", TaskOutput),
+        responses=page_of("PaginatedTaskList", TaskOutput),
         examples=[
             OpenApiExample(
                 "A page of tasks",
@@ -1128,8 +1110,8 @@ class TaskListView(CrmView):
     )
     def get(self, request):
         filters = self.parse(TaskFilter, request.query_params)
-        return self.paginate(
-            selectors.task_list(organization=self.organization, **filters), TaskOutput
+        return paginated_response(
+            self, selectors.task_list(organization=self.organization, **filters), TaskOutput
         )
 
     @extend_schema(

@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from apps.decisions import api
+
+urlpatterns = [
+    path("decisions/", api.DecisionCreateView.as_view(), name="decision-create"),
+]

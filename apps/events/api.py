@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from apps.core.api import OrganizationAPIView
 from apps.core.errors import ValidationFailed
-from apps.core.pagination import CreatedCursorPagination, DefaultPagination
+from apps.core.pagination import CreatedCursorPagination, page_of, paginated_response
 from apps.events import catalog, selectors, services
 from apps.events.models import EndpointStatus, Event, WebhookEndpoint
 
@@ -223,14 +223,12 @@ class WebhookListView(OrganizationAPIView):
     @extend_schema(
         operation_id="webhooks_list",
         tags=TAGS_WEBHOOKS,
-        responses=EndpointOutput(many=True),
+        responses=page_of("PaginatedWebhookEndpointList", EndpointOutput),
     )
     def get(self, request):
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(
-            selectors.webhook_endpoint_list(organization=self.organization), request, view=self
+        return paginated_response(
+            self, selectors.webhook_endpoint_list(organization=self.organization), EndpointOutput
         )
-        return paginator.get_paginated_response(EndpointOutput(page, many=True).data)
 
     @extend_schema(
         operation_id="webhooks_create",
@@ -372,10 +370,6 @@ class WebhookReplayView(OrganizationAPIView):
 # --- events ------------------------------------------------------------------------------
 
 
-class EventCursorPagination(CreatedCursorPagination):
-    ordering = ("-created_at", "-id")
-
-
 class EventListView(OrganizationAPIView):
     """The event log, newest first (cursor pagination)."""
 
@@ -392,7 +386,7 @@ class EventListView(OrganizationAPIView):
             OpenApiParameter("subject_id", OpenApiTypes.STR),
             OpenApiParameter("trace_id", OpenApiTypes.STR),
         ],
-        responses=EventOutput(many=True),
+        responses=page_of("PaginatedEventList", EventOutput, cursor=True),
     )
     def get(self, request):
         params = request.query_params
@@ -410,9 +404,9 @@ class EventListView(OrganizationAPIView):
             subject_id=params.get("subject_id") or None,
             trace_id=params.get("trace_id") or None,
         )
-        paginator = EventCursorPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(EventOutput(page, many=True).data)
+        return paginated_response(
+            self, queryset, EventOutput, pagination_class=CreatedCursorPagination
+        )
 
 
 class EventDetailView(OrganizationAPIView):
@@ -448,9 +442,9 @@ class EventTypeListView(OrganizationAPIView):
     """The event catalog: every type with its version and the JSON schema of `data`."""
 
     @extend_schema(
-        operation_id="event_types_list", tags=TAGS_EVENTS, responses=EventTypeOutput(many=True)
+        operation_id="event_types_list",
+        tags=TAGS_EVENTS,
+        responses=page_of("PaginatedEventTypeList", EventTypeOutput),
     )
     def get(self, request):
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(catalog.all_types(), request, view=self)
-        return paginator.get_paginated_response(EventTypeOutput(page, many=True).data)
+        return paginated_response(self, catalog.all_types(), EventTypeOutput)

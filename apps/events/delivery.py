@@ -47,6 +47,7 @@ from django.db.utils import OperationalError
 from django.utils import timezone
 
 from apps.core import tracing
+from apps.core.crypto import decrypt_text
 from apps.events import conf, metrics, signing
 from apps.events.models import (
     Delivery,
@@ -373,8 +374,8 @@ def _claimed_from_row(row, organizations: dict) -> Claimed:
         id=w_id,
         url=w_url,
         status=w_status,
-        secret=w_secret,
-        previous_secret=w_prev,
+        secret=decrypt_text(w_secret),
+        previous_secret=decrypt_text(w_prev) if w_prev else "",
         previous_secret_expires_at=w_prev_exp,
         timeout=float(w_timeout),
         max_concurrency=w_conc,

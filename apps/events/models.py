@@ -8,6 +8,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from apps.core.crypto import EncryptedTextField
 from apps.core.ids import uuid7
 from apps.core.models import TenantModel
 
@@ -107,8 +108,8 @@ class WebhookEndpoint(TenantModel):
     url = models.CharField(max_length=2000)
     event_types = ArrayField(models.CharField(max_length=64), help_text="Type patterns.")
     description = models.CharField(max_length=500, blank=True)
-    secret = models.CharField(max_length=120, help_text="whsec_ signing secret.")
-    previous_secret = models.CharField(max_length=120, blank=True)
+    secret = EncryptedTextField(help_text="whsec_ signing secret (encrypted at rest).")
+    previous_secret = EncryptedTextField(blank=True)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=EndpointStatus.choices, default=EndpointStatus.ACTIVE

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from apps.core.api import OrganizationAPIView
-from apps.core.pagination import DefaultPagination
+from apps.core.pagination import page_of, paginated_response
 from apps.niches import selectors
 
 
@@ -32,11 +32,7 @@ class NicheListItemOutput(serializers.Serializer):
     counts = NicheCountsOutput(source="*")
 
 
-class NicheListOutput(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = NicheListItemOutput(many=True)
+NicheListOutput = page_of("NicheListOutput", NicheListItemOutput)
 
 
 class AgentPackOutput(serializers.Serializer):
@@ -223,11 +219,9 @@ class NicheListView(OrganizationAPIView):
         examples=[OpenApiExample("Niches", value=_LIST_EXAMPLE, response_only=True)],
     )
     def get(self, request):
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(
-            selectors.niche_list(organization=self.organization), request, view=self
+        return paginated_response(
+            self, selectors.niche_list(organization=self.organization), NicheListItemOutput
         )
-        return paginator.get_paginated_response(NicheListItemOutput(page, many=True).data)
 
 
 class NicheDetailView(OrganizationAPIView):

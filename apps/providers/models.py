@@ -4,8 +4,8 @@ from django.db import models
 
 from apps.conversations.models import Message
 from apps.core.choices import Provider
+from apps.core.crypto import EncryptedJSONField
 from apps.core.models import TenantModel
-from apps.providers.fields import EncryptedJSONField
 
 
 class ChannelStatus(models.TextChoices):

@@ -27,6 +27,7 @@ from apps.conversations.models import (
     SenderKind,
 )
 from apps.conversations.selectors import sender_lookup, whatsapp_window_open
+from apps.core import ratelimit
 from apps.core.choices import Channel, Provider
 from apps.core.errors import ValidationFailed
 from apps.core.tasks import enqueue_on_commit
@@ -34,7 +35,7 @@ from apps.crm import services as crm
 from apps.crm.models import Contact, IdentityKind
 from apps.crm.normalize import InvalidIdentity, normalize_email, normalize_identity, normalize_phone
 from apps.crm.tasks import leads_rescore
-from apps.providers import metrics, ratelimit, selectors
+from apps.providers import metrics, selectors
 from apps.providers.models import ChannelConnection, ChannelStatus
 from apps.providers.specs import ORGANIZATION_RATE_PER_SECOND, SPECS
 from apps.providers.types import InboundItem, Sender, SendOutcome, StatusReport

@@ -230,10 +230,15 @@ CELERY_BEAT_SCHEDULE = collect_beat_schedule()
 
 # --- Switchboard ------------------------------------------------------------------------
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# Per API key: sustained requests per second and burst (token bucket in Redis; 0 = off).
+API_RATE_LIMIT_PER_SECOND = env.float("API_RATE_LIMIT_PER_SECOND", default=20.0)
+API_RATE_LIMIT_BURST = env.int("API_RATE_LIMIT_BURST", default=100)
 DECISION_ENGINE = env("DECISION_ENGINE", default="rules")
 LLM_API_BASE = env("LLM_API_BASE", default="")
 LLM_API_KEY = env("LLM_API_KEY", default="")
 LLM_MODEL = env("LLM_MODEL", default="gpt-4o-mini")
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=10.0)
+LLM_MAX_ATTEMPTS = env.int("LLM_MAX_ATTEMPTS", default=2)
 # Outbound webhook URLs on private / loopback networks (development and tests only).
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
 # Key for credentials encrypted at rest; derived from SECRET_KEY when not set.

@@ -80,7 +80,7 @@ PROMPTS = [
         "variables": ["slots", "appointment_type"],
         "template": (
             "We can send someone out to take a look and give you an exact quote. I have "
-            "{slots} for a {appointment_type}. Which works best?"
+            "{slots} for your {appointment_type}. Which works best?"
         ),
     },
     {

@@ -91,7 +91,7 @@ PROMPTS = [
         "template": (
             "Every treatment starts with a consultation with one of our licensed providers, "
             "who will listen to your goals and answer all your questions, with no obligation "
-            "to go ahead. I have {slots} for a {appointment_type}. Which suits you best?"
+            "to go ahead. I have {slots} for your {appointment_type}. Which suits you best?"
         ),
     },
     {

@@ -82,7 +82,7 @@ PROMPTS = [
         "purpose": "booking",
         "variables": ["slots", "appointment_type"],
         "template": (
-            "Happy to set that up. I have {slots} for a {appointment_type} with one of our "
+            "Happy to set that up. I have {slots} for your {appointment_type} with one of our "
             "agents. Which works best for you?"
         ),
     },

@@ -1,8 +1,9 @@
-"""Token buckets in Redis: per channel connection and per organization, checked together.
+"""Token buckets in Redis, checked together (provider sends per channel and organization;
+API calls per key).
 
 One Lua script refills every bucket from Redis' own clock, and takes a token from each only
 when all have one; otherwise it returns how long to wait. Waiting is not failing: the send
-is re-scheduled for then.
+is re-scheduled for then; an API call gets 429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def acquire(buckets: list[tuple[str, float, float]]) -> float:
     """Take one token from every `(key, rate_per_second, burst)` bucket, or none.
 
     Returns 0 when taken, else the seconds to wait before trying again. If Redis cannot be
-    reached the send goes ahead (the provider's own limit answers 429, which is retried).
+    reached the call goes ahead (fail open: a provider's own limit answers 429, which is
+    retried; the API stays available).
     """
     keys = [f"sb:ratelimit:{key}" for key, _, _ in buckets]
     args: list[float] = []
@@ -69,6 +71,6 @@ def acquire(buckets: list[tuple[str, float, float]]) -> float:
     try:
         wait_ms = int(_redis()(keys=keys, args=args))
     except redis.RedisError:
-        logger.warning("rate limiter unavailable; sending without it", exc_info=True)
+        logger.warning("rate limiter unavailable; going ahead without it", exc_info=True)
         return 0.0
     return wait_ms / 1000.0

@@ -1,4 +1,8 @@
-"""Encrypted JSON for credentials at rest (Fernet; key from FIELD_ENCRYPTION_KEY or SECRET_KEY)."""
+"""Secrets encrypted at rest: provider credentials, webhook signing secrets.
+
+Fernet with a key from FIELD_ENCRYPTION_KEY (several comma-separated keys rotate: the first
+encrypts, all decrypt) or, when unset, derived from SECRET_KEY.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +34,34 @@ def _fernet(field_key: str, secret_key: str) -> MultiFernet:
 
 def fernet() -> MultiFernet:
     return _fernet(settings.FIELD_ENCRYPTION_KEY, settings.SECRET_KEY)
+
+
+@lru_cache(maxsize=2048)
+def decrypt_text(token: str) -> str:
+    """Plain text of a token made by `encrypt_text` (memoized: hot paths decrypt the same
+    few secrets over and over)."""
+    try:
+        return fernet().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise ValueError("a secret cannot be decrypted: was FIELD_ENCRYPTION_KEY changed?") from exc
+
+
+def encrypt_text(value: str) -> str:
+    return fernet().encrypt(value.encode()).decode()
+
+
+class EncryptedTextField(models.TextField):
+    """A string stored encrypted; reads decrypt. Empty stays empty (not a secret)."""
+
+    def from_db_value(self, value, expression, connection):
+        if not value:
+            return value
+        return decrypt_text(value)
+
+    def get_prep_value(self, value):
+        if not value:
+            return value
+        return encrypt_text(value)
 
 
 class EncryptedJSONField(models.TextField):
