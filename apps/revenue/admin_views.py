@@ -181,17 +181,15 @@ def activity_dashboard(request):
         label="Webhook delivery attempts per day",
     )
     outcomes = selectors.decision_outcomes(organization=organization, since=since)
-    outcomes_svg = None
-    if outcomes is not None:
-        outcomes_svg = charts.funnel(
-            [
-                ("Decisions", outcomes.decisions),
-                ("Reply", outcomes.outcomes.get("reply_received", 0)),
-                ("Booking", outcomes.outcomes.get("booking_made", 0)),
-                ("Deal won", outcomes.outcomes.get("deal_won", 0)),
-            ],
-            label="Decision outcomes",
-        )
+    outcomes_svg = charts.funnel(
+        [
+            ("Decisions", outcomes.decisions),
+            ("Reply", outcomes.outcomes.get("reply_received", 0)),
+            ("Booking", outcomes.outcomes.get("booking_made", 0)),
+            ("Deal won", outcomes.outcomes.get("deal_won", 0)),
+        ],
+        label="Decision outcomes",
+    )
     return TemplateResponse(
         request,
         "admin/revenue/activity.html",

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
-from django.apps import apps as django_apps
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -218,11 +217,9 @@ def _period_db_count(organization, limit: str, start: datetime, end: datetime) -
         return Message.objects.filter(
             organization=organization, direction=Direction.OUTBOUND, **ids
         ).count()
-    try:
-        decision = django_apps.get_model("decisions", "Decision")
-    except LookupError:  # the decisions app has no model yet
-        return 0
-    return decision.objects.filter(organization=organization, **ids).count()
+    from apps.decisions.models import Decision
+
+    return Decision.objects.filter(organization=organization, **ids).count()
 
 
 _SEED_TTL = {"day": 2 * 86400, "month": 62 * 86400}

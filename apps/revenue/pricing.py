@@ -492,27 +492,44 @@ def pricing_guard(
 PRICING_RULE_KEY = "pricing-rules"
 
 
-def guard_pricing(ctx, actions: list[dict], report) -> None:
-    """A compliance guard for the decision engine (`apps.decisions.guard.GUARDS`): every
-    proposed `send_message` is checked with `pricing_guard`; a rewrite replaces its body, a
-    block replaces the action with `no_action` (recorded in the report either way).
+def _context_offer(ctx, actions: list[dict]):
+    """The appointment type a reply is about when its text names none: one the proposal
+    offers or books, else the contact's next booking's."""
+    for action in actions:
+        if action.get("type") in ("offer_slots", "book_appointment") and action.get(
+            "appointment_type_id"
+        ):
+            return action["appointment_type_id"]
+    upcoming = getattr(ctx, "upcoming_bookings", None) or []
+    if upcoming:
+        return getattr(upcoming[0].appointment_type, "pk", None)
+    return getattr(ctx, "appointment_type", None)
 
-    `ctx` needs `organization` (and optionally `appointment_type`); `report` needs
-    `checked(key)` and `record(rule, index, action, outcome, why)`.
+
+def guard_pricing(ctx, actions: list[dict], report) -> None:
+    """The pricing guard of the decision engine (in `apps.decisions.guard.GUARDS`): every
+    proposed `send_message` is checked with `pricing_guard`. A rewrite replaces its body
+    (outcome `rewritten`); a block replaces the action with `no_action` (outcome `blocked`)
+    and asks for a person (an escalation is added, as for other blocked replies).
+
+    `ctx` needs `organization` (the offer in context comes from the proposal or the
+    contact's next booking); `report` needs `checked(key)` and `record(...)`. Two queries
+    (the price rules), only when a reply quotes something.
     """
     report.checked(PRICING_RULE_KEY)
     offers = None
+    context_offer = _context_offer(ctx, actions)
     for index, action in enumerate(list(actions)):
         if action.get("type") != "send_message" or not action.get("body"):
             continue
+        if not find_quotes(action["body"], dollar=dollar_currency(ctx.organization)):
+            continue
         if offers is None:
             offers = offer_prices(organization=ctx.organization)
-            if not offers:
-                return
         check = pricing_guard(
             organization=ctx.organization,
             text=action["body"],
-            appointment_type=getattr(ctx, "appointment_type", None),
+            appointment_type=context_offer,
             offers=offers,
         )
         if check.ok:
@@ -521,6 +538,9 @@ def guard_pricing(ctx, actions: list[dict], report) -> None:
         if check.blocked:
             actions[index] = {"type": "no_action", "reason": f"Send blocked: {why}"}
             report.record(PRICING_RULE_KEY, index, action, "blocked", why)
+            escalations = getattr(report, "escalate_reasons", None)
+            if escalations is not None:
+                escalations.append("A proposed reply quoted a price outside the price rules.")
         else:
             actions[index] = {**action, "body": check.text}
             report.record(PRICING_RULE_KEY, index, action, "rewritten", why)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.apps import apps as django_apps
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
@@ -320,19 +319,16 @@ class DecisionOutcomes:
     revenue: dict  # "booked"/"collected" -> {currency: Decimal}
 
 
-def decision_outcomes(*, organization, since: datetime) -> DecisionOutcomes | None:
-    """Decisions since `since`, how many led to a reply, a booking, a won deal, and the
-    revenue attributed to decisions. None until the decisions app has its models. Three
-    aggregate queries."""
-    try:
-        decision = django_apps.get_model("decisions", "Decision")
-        outcome = django_apps.get_model("decisions", "DecisionOutcome")
-    except LookupError:
-        return None
-    decisions = decision.objects.filter(organization=organization, created_at__gte=since)
+def decision_outcomes(*, organization, since: datetime) -> DecisionOutcomes:
+    """Decisions made since `since`, how many of them led to a reply, a booking, a won deal
+    (linked by the decisions app's outcome job), by engine, and the revenue attributed to
+    decisions. Four aggregate queries."""
+    from apps.decisions.models import Decision, DecisionOutcome
+
+    decisions = Decision.objects.filter(organization=organization, created_at__gte=since)
     total = decisions.count()
     outcomes = dict(
-        outcome.objects.filter(organization=organization, decision__created_at__gte=since)
+        DecisionOutcome.objects.filter(organization=organization, decision__created_at__gte=since)
         .values_list("kind")
         .annotate(n=Count("decision_id", distinct=True))
         .order_by()

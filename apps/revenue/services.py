@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.apps import apps as django_apps
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -591,21 +590,18 @@ class Attribution:
     decision_ids: tuple
 
 
-def _decision_model():
-    try:
-        return django_apps.get_model("decisions", "Decision")
-    except LookupError:
-        return None
-
-
-def decisions_touching(*, organization, contact_id, start: datetime, end: datetime) -> list:
-    """Ids of the agent decisions made for a contact between `start` and `end` (the
-    decisions that touched a deal). Empty until the decisions app has its model."""
-    decision = _decision_model()
-    if decision is None or contact_id is None:
+def decisions_touching(
+    *, organization, contact_id, start: datetime, end: datetime, deal_id=None
+) -> list:
+    """Ids of the agent decisions that touched a sale: those made for the contact between
+    `start` (the lead or deal opening) and `end` (the sale), plus any decision the
+    decisions app linked to the won deal as its outcome. Oldest first, at most 200."""
+    if contact_id is None:
         return []
-    return list(
-        decision.objects.filter(
+    from apps.decisions.models import Decision, DecisionOutcome
+
+    ids = list(
+        Decision.objects.filter(
             organization=organization,
             contact_id=contact_id,
             created_at__gte=start,
@@ -614,6 +610,12 @@ def decisions_touching(*, organization, contact_id, start: datetime, end: dateti
         .order_by("created_at")
         .values_list("id", flat=True)[:200]
     )
+    if deal_id is not None:
+        linked = DecisionOutcome.objects.filter(
+            organization=organization, kind="deal_won", subject_id=str(deal_id)
+        ).values_list("decision_id", flat=True)
+        ids += [d for d in linked if d not in ids]
+    return ids[:200]
 
 
 def revenue_attribution(*, organization, deal=None, contact=None, at: datetime) -> Attribution:
@@ -646,6 +648,7 @@ def revenue_attribution(*, organization, deal=None, contact=None, at: datetime) 
         contact_id=contact.pk if contact is not None else None,
         start=opened,
         end=at,
+        deal_id=deal.pk if deal is not None else None,
     )
     return Attribution(source or "unknown", campaign, tuple(decision_ids))
 
