@@ -9,10 +9,8 @@ rule semantics of docs/niches.md:
 - an opt-out always blocks (`message_send` refuses it too).
 
 The WhatsApp 24-hour window is `message_send`'s: outside it the approved template for the
-step's purpose is used, or the send is refused.
-
-When the decision engine lands with its shared quiet-hours helper
-(`apps.decisions.guard.quiet_until`), `quiet_until` here is the same computation.
+step's purpose is used, or the send is refused. The quiet-window computation is the decision
+engine's (`apps.decisions.guard.quiet_until`), so both hold messages the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
+from apps.decisions.guard import quiet_until
 from apps.niches.selectors import niche_context
 
 
@@ -39,19 +38,6 @@ def _hhmm(value) -> time | None:
         return time(int(hours), int(minutes))
     except (TypeError, ValueError):
         return None
-
-
-def quiet_until(local: datetime, start: time, end: time) -> datetime | None:
-    """The local end of the quiet window `local` falls in, else None. A window that crosses
-    midnight wraps; on a DST day the end is read at its first occurrence."""
-    now_t = local.time()
-    inside = (now_t >= start or now_t < end) if start > end else (start <= now_t < end)
-    if not inside:
-        return None
-    day = local.date()
-    if start > end and now_t >= start:
-        day += timedelta(days=1)
-    return datetime.combine(day, end).replace(tzinfo=local.tzinfo, fold=0)
 
 
 @dataclass(frozen=True)
