@@ -43,7 +43,8 @@ def bar_chart(
     rows: Sequence[tuple[str, object, str]], *, label: str, width: int = 720, color=PALETTE[0]
 ) -> SafeString:
     """Horizontal bars: `rows` = (label, value, value text)."""
-    row_h, pad_l, pad_r = 24, 170, 110
+    row_h, pad_l = 24, 170
+    pad_r = min(max((len(text) for _, _, text in rows), default=0) * 6.2 + 16, width / 2)
     height = max(len(rows), 1) * row_h + 8
     biggest = max((_num(v) for _, v, _ in rows), default=0) or 1
     plot_w = width - pad_l - pad_r
