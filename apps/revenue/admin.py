@@ -505,11 +505,14 @@ class PlanAdmin(SuperuserAdmin):
     readonly_fields = ("updated_at",)
 
     def get_readonly_fields(self, request, obj=None):
-        return ("key", "updated_at") if obj else ("updated_at",)
+        return ("key", "updated_at")
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         limits.plan_cache_clear()
+
+    def has_add_permission(self, request) -> bool:
+        return False  # the tiers are Organization.plan's choices (seeded); edit them
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # organizations point at plans by key
