@@ -16,6 +16,7 @@ run: check-services install  ## set up and start web + worker + beat with demo d
 
 test: check-services install  ## lint, then the whole test suite on local PostgreSQL and Redis
 	$(BIN)/ruff check .
+	@bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
 
 check-services:

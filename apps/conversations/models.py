@@ -58,6 +58,12 @@ class Conversation(TenantModel):
     snoozed_until = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    last_inbound_received_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When we received the contact's last message (server time): read state.",
+    )
 
     class Meta:
         ordering = ["-last_message_at"]
@@ -78,6 +84,11 @@ class Conversation(TenantModel):
             ),
             models.Index(
                 fields=["snoozed_until"], name="conv_snoozed", condition=Q(status="snoozed")
+            ),
+            models.Index(
+                fields=["organization", "waiting_since", "last_message_at"],
+                name="conv_org_backlog",
+                condition=Q(assignee__isnull=True, status="open"),
             ),
         ]
 
@@ -259,3 +270,163 @@ class ReadState(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.user_id} read {self.conversation_id} at {self.last_read_at}"
+
+
+# --- the inbox: settings, audit trail, SLA breaches ----------------------------------------------
+
+
+class AutoAssign(models.TextChoices):
+    OFF = "off", "Off (assign by hand)"
+    HANDED_OVER = "handed_over", "Only conversations the AI agent handed over"
+    ALL = "all", "Every open conversation"
+
+
+class EscalationTarget(models.TextChoices):
+    SUPERVISORS = "supervisors", "Moderators, then admins"
+    ADMINS = "admins", "Admins"
+    USER = "user", "A named person (below), else moderators and admins"
+
+
+DEFAULT_FIRST_RESPONSE_MINUTES = 15
+DEFAULT_NEXT_RESPONSE_MINUTES = 60
+
+
+class InboxSettings(TenantModel):
+    """How an organization's inbox assigns and escalates. One row per organization; an
+    organization without a row works with the defaults."""
+
+    auto_assign = models.CharField(
+        max_length=12,
+        choices=AutoAssign.choices,
+        default=AutoAssign.ALL,
+        help_text="Round robin among available members under their open-conversation capacity.",
+    )
+    first_response_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=DEFAULT_FIRST_RESPONSE_MINUTES,
+        help_text="A new message must get its first answer within this time (empty: no limit).",
+    )
+    next_response_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=DEFAULT_NEXT_RESPONSE_MINUTES,
+        help_text="Later messages must be answered within this time (empty: no limit).",
+    )
+    reassign_on_breach = models.BooleanField(
+        default=True,
+        help_text="On a breach, first hand the conversation to another available member; "
+        "escalate only when nobody is.",
+    )
+    escalate_to = models.CharField(
+        max_length=12, choices=EscalationTarget.choices, default=EscalationTarget.SUPERVISORS
+    )
+    escalation_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    round_robin_last = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        help_text="The member who got the last auto-assigned conversation (round-robin cursor).",
+    )
+
+    class Meta:
+        verbose_name = "inbox settings"
+        verbose_name_plural = "inbox settings"
+        constraints = [
+            models.UniqueConstraint(fields=["organization"], name="inboxsettings_organization")
+        ]
+
+    def __str__(self) -> str:
+        return f"Inbox settings of {self.organization_id}"
+
+
+class ActivityKind(models.TextChoices):
+    ASSIGNED = "assigned", "Assigned"
+    UNASSIGNED = "unassigned", "Unassigned"
+    STATUS_CHANGED = "status_changed", "Status changed"
+    SNOOZED = "snoozed", "Snoozed"
+    ESCALATED = "escalated", "Escalated"
+    SLA_BREACHED = "sla_breached", "Response time exceeded"
+    AGENT_PAUSED = "agent_paused", "A person took over from the AI agent"
+    AGENT_RESUMED = "agent_resumed", "Handed back to the AI agent"
+    PRIORITY_CHANGED = "priority_changed", "Priority changed"
+
+
+class ActorKind(models.TextChoices):
+    OPERATOR = "operator", "Operator"
+    AGENT = "agent", "AI agent"
+    CONTACT = "contact", "Contact"
+    SYSTEM = "system", "System"
+
+
+class ConversationActivity(TenantModel):
+    """The audit trail of a conversation: who assigned it, changed its status, escalated it,
+    took it over from the AI agent... Written in the same transaction as the change."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="activities"
+    )
+    kind = models.CharField(max_length=20, choices=ActivityKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_kind = models.CharField(
+        max_length=10, choices=ActorKind.choices, default=ActorKind.SYSTEM
+    )
+    from_value = models.CharField(max_length=200, blank=True)
+    to_value = models.CharField(max_length=200, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name_plural = "conversation activities"
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["conversation", "created_at"], name="activity_conv_time")]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}: {self.kind}"
+
+
+class SlaKind(models.TextChoices):
+    FIRST_RESPONSE = "first_response", "First response"
+    NEXT_RESPONSE = "next_response", "Next response"
+
+
+class BreachAction(models.TextChoices):
+    ASSIGNED = "assigned", "Assigned to an available member"
+    REASSIGNED = "reassigned", "Reassigned to another member"
+    ESCALATED = "escalated", "Escalated to a supervisor"
+    FLAGGED = "flagged", "Flagged (nobody available)"
+
+
+class SlaBreach(TenantModel):
+    """A response-time limit that was exceeded, once per (conversation, kind, waiting period):
+    the unique constraint makes the beat job handle each breach exactly once."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="sla_breaches"
+    )
+    kind = models.CharField(max_length=16, choices=SlaKind.choices)
+    waiting_since = models.DateTimeField()
+    limit_minutes = models.PositiveIntegerField()
+    action = models.CharField(max_length=12, choices=BreachAction.choices)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "SLA breach"
+        verbose_name_plural = "SLA breaches"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "kind", "waiting_since"], name="slabreach_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} breach on {self.conversation_id}"

@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from apps.conversations import api
+
+urlpatterns = [
+    path("conversations/<uuid:pk>/", api.ConversationDetailView.as_view(), name="conversation"),
+    path(
+        "conversations/<uuid:pk>/escalate/",
+        api.ConversationEscalateView.as_view(),
+        name="conversation-escalate",
+    ),
+]

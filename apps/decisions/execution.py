@@ -14,7 +14,7 @@ service, `apps.conversations.services.message_send`; a future `send_at` becomes 
 `ScheduledAction` a beat job runs); `book_appointment` → `booking_create` / `booking_reschedule`;
 `update_contact` → `contact_update` (fields, consent); `update_lead` → `lead_update`,
 `lead_qualify`, `lead_disqualify`; `move_deal` → `deal_move_stage`; `create_task` →
-`task_create`; `escalate_to_human` → `services.conversation_escalate` (no conversation yet:
+`task_create`; `escalate_to_human` → `apps.conversations.services.conversation_escalate` (no conversation yet:
 an urgent task); `schedule_follow_up` → a `ScheduledAction` that makes and executes a
 `follow_up_due` decision at `at`.
 """
@@ -213,8 +213,8 @@ def _create_task(decision: Decision, action: dict, now: datetime) -> dict:
 
 def _escalate(decision: Decision, action: dict, now: datetime) -> dict:
     from apps.conversations.models import Conversation
+    from apps.conversations.services import conversation_escalate
     from apps.crm.services import task_create
-    from apps.decisions.services import conversation_escalate
 
     organization = decision.organization
     conversation = Conversation.objects.filter(
@@ -238,6 +238,7 @@ def _escalate(decision: Decision, action: dict, now: datetime) -> dict:
         conversation=conversation,
         reason=action["reason"],
         priority=action["priority"],
+        source="agent",
     )
     return {
         "status": "done",

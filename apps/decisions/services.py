@@ -28,7 +28,6 @@ from django.db.models import CharField, Exists, OuterRef, Subquery
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from apps.conversations.models import Conversation, Priority
 from apps.core import tracing
 from apps.decisions import selectors
 from apps.decisions.context import DecisionContext, decision_context_load, inputs_digest
@@ -269,53 +268,6 @@ def decision_simulate(
         engine=engine,
         simulate=True,
     )
-
-
-# --- escalation -------------------------------------------------------------------------------
-
-_PRIORITY_RANK = {p: i for i, p in enumerate(Priority.values)}
-
-
-@transaction.atomic
-def conversation_escalate(
-    *, organization, conversation: Conversation, reason: str, priority: str = "normal"
-) -> Conversation:
-    """Hand the conversation to a person: the agent stops answering (`agent_active = False`),
-    `escalated_at` is set, the priority is raised (never lowered), and
-    `conversation.escalated` is emitted. Idempotent: an escalated conversation the agent no
-    longer answers is returned unchanged, with no event.
-
-    Assignment and the inbox belong to the conversations app; this is the decision
-    engine's minimal hand-off until it provides one.
-    """
-    conversation = Conversation.objects.select_for_update().get(
-        pk=conversation.pk, organization=organization
-    )
-    if not conversation.agent_active and conversation.escalated_at is not None:
-        return conversation
-    now = timezone.now()
-    conversation.agent_active = False
-    conversation.escalated_at = now
-    if priority in _PRIORITY_RANK and _PRIORITY_RANK[priority] > _PRIORITY_RANK.get(
-        conversation.priority, 0
-    ):
-        conversation.priority = priority
-    conversation.save(update_fields=["agent_active", "escalated_at", "priority", "updated_at"])
-    emit(
-        organization=organization,
-        type="conversation.escalated",
-        subject_type="conversation",
-        subject_id=conversation.id,
-        data={
-            "conversation_id": str(conversation.id),
-            "contact_id": str(conversation.contact_id),
-            "status": conversation.status,
-            "reason": reason[:300],
-            "priority": conversation.priority,
-            "escalated_by": "agent",
-        },
-    )
-    return conversation
 
 
 # --- outcomes ---------------------------------------------------------------------------------

@@ -9,11 +9,11 @@ import pytest
 
 from apps.bookings.models import Booking
 from apps.conversations.models import Conversation, Message
+from apps.conversations.services import conversation_escalate
 from apps.crm.models import ConsentStatus, ContactConsent, Deal, Task
 from apps.decisions import actions as A
 from apps.decisions.execution import decision_execute, scheduled_actions_run_due
 from apps.decisions.models import Decision, ScheduledAction, ScheduledStatus
-from apps.decisions.services import conversation_escalate
 from apps.events.models import Event
 from apps.tenancy.services import organization_provision_defaults
 from tests.decisions import factories as f
