@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -142,15 +143,6 @@ def job_run(job: str) -> Iterator[RunCounters | None]:
         run.save()
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-
-
-def _last_success(job: str) -> datetime | None:
-    return (
-        JobRun.objects.filter(job=job, status=JobRunStatus.SUCCEEDED)
-        .order_by("-started_at")
-        .values_list("started_at", flat=True)
-        .first()
-    )
 
 
 def _organizations(**settings_filter):
@@ -1147,17 +1139,35 @@ def invoices_overdue_run(*, now: datetime | None = None) -> RunCounters | None:
 
 
 SYNC_OVERLAP = timedelta(minutes=5)
+SYNC_BATCH = 2000
 
 
 def revenue_sync_run(*, now: datetime | None = None) -> RunCounters | None:
-    """Booked revenue follows the won deals changed since the last successful run."""
+    """Booked revenue follows the won deals changed since the last successful run (or,
+    after a run that stopped at its batch size, from where that run stopped)."""
     with job_run("revenue_sync") as run:
         if run is None:
             return None
-        last = _last_success("revenue_sync")
-        result = services.revenue_sync_won_deals(since=last - SYNC_OVERLAP if last else None)
+        last = (
+            JobRun.objects.filter(job="revenue_sync", status=JobRunStatus.SUCCEEDED)
+            .order_by("-started_at")
+            .values_list("started_at", "details")
+            .first()
+        )
+        since = after = None
+        if last is not None:
+            started_at, details = last
+            resume = (details or {}).get("resume_after")
+            if resume:
+                after = (datetime.fromisoformat(resume[0]), uuid.UUID(resume[1]))
+            else:
+                since = started_at - SYNC_OVERLAP
+        result = services.revenue_sync_won_deals(since=since, after=after, limit=SYNC_BATCH)
         run.processed, run.created = result.processed, result.created
         run.details = {"updated": result.updated, "removed": result.removed}
+        if result.resume_after is not None:
+            moment, pk = result.resume_after
+            run.details["resume_after"] = [moment.isoformat(), str(pk)]
         return run
 
 

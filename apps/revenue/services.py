@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.errors import Conflict, NotFound, Unprocessable
@@ -684,24 +684,38 @@ class RevenueSync:
     created: int = 0
     updated: int = 0
     removed: int = 0
+    resume_after: tuple | None = None  # (updated_at, id) of the last deal when `limit` stopped
 
 
-def revenue_sync_won_deals(*, since: datetime | None = None, limit: int = 2000) -> RevenueSync:
+def revenue_sync_won_deals(
+    *, since: datetime | None = None, after: tuple | None = None, limit: int = 2000
+) -> RevenueSync:
     """Keep booked revenue equal to the won deals: a won deal with an amount gets one entry
-    (attributed), a changed amount or currency updates it, a deal no longer won loses it.
-    Looks at deals updated since `since` (all when None). Idempotent."""
+    (attributed), a changed amount or currency updates it, a deal no longer won (or without
+    an amount) loses it. Looks at up to `limit` deals updated since `since` (all when None)
+    or strictly after the `(updated_at, id)` position `after`, oldest change first;
+    `resume_after` is where to continue when there were more. Idempotent."""
     from apps.crm.models import Deal, DealStatus
 
     result = RevenueSync()
-    deals = Deal.objects.select_related("lead", "contact", "organization").order_by("updated_at")
+    deals = Deal.objects.select_related("lead", "contact", "organization").order_by(
+        "updated_at", "id"
+    )
     if since is not None:
         deals = deals.filter(updated_at__gte=since)
-    entries = RevenueEntry.objects.filter(kind=RevenueKind.DEAL_WON)
-    won = deals.filter(status=DealStatus.WON, amount__isnull=False)[:limit]
+    if after is not None:
+        deals = deals.filter(Q(updated_at__gt=after[0]) | Q(updated_at=after[0], id__gt=after[1]))
+    batch = list(deals[:limit])
+    if len(batch) == limit:
+        result.resume_after = (batch[-1].updated_at, batch[-1].pk)
+    won = [d for d in batch if d.status == DealStatus.WON and d.amount is not None]
+    entries = {
+        e.deal_id: e for e in RevenueEntry.objects.filter(kind=RevenueKind.DEAL_WON, deal__in=won)
+    }
     for deal in won:
         result.processed += 1
         at = deal.closed_at or deal.updated_at
-        entry = entries.filter(deal=deal).first()
+        entry = entries.get(deal.pk)
         if entry is None:
             attribution = revenue_attribution(organization=deal.organization, deal=deal, at=at)
             _, created = RevenueEntry.objects.get_or_create(
@@ -728,8 +742,11 @@ def revenue_sync_won_deals(*, since: datetime | None = None, limit: int = 2000) 
                 amount=deal.amount, currency=deal.currency, recognized_at=at
             )
             result.updated += 1
-    gone = entries.filter(deal__in=deals.exclude(status=DealStatus.WON, amount__isnull=False))
-    result.removed = gone.delete()[0]
+    not_won = [d.pk for d in batch if d not in won]
+    if not_won:
+        result.removed = RevenueEntry.objects.filter(
+            kind=RevenueKind.DEAL_WON, deal_id__in=not_won
+        ).delete()[0]
     return result
 
 

@@ -170,3 +170,20 @@ def test_revenue_report_api(api, other_api, organization, converted):
     ]
     assert other_api.get("/api/v1/revenue/").json()["by_source"] == []
     assert api.get("/api/v1/revenue/?months=0").status_code == 400
+
+
+def test_a_backlog_larger_than_the_batch_is_worked_through(organization, monkeypatch):
+    deals = []
+    for n in range(5):
+        deal = f.deal(organization, contact=f.contact(organization), amount=f"{10 + n}")
+        deals.append(win(organization, deal))
+    first = services.revenue_sync_won_deals(limit=2)
+    assert first.created == 2 and first.resume_after is not None
+    rest = services.revenue_sync_won_deals(after=first.resume_after, limit=10)
+    assert rest.resume_after is None and RevenueEntry.objects.count() == 5
+    assert rest.processed == 3  # strictly after: nothing looked at twice
+
+    RevenueEntry.objects.all().delete()
+    monkeypatch.setattr(jobs, "SYNC_BATCH", 2)  # the job resumes where the last run stopped
+    created = [jobs.revenue_sync_run().created for _ in range(4)]
+    assert created == [2, 2, 1, 0] and RevenueEntry.objects.count() == 5
