@@ -159,6 +159,26 @@ class LineInput(StrictSerializer):
     product = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
+class LinesField(serializers.ListField):
+    """Invoice lines; an error names the line and field: `lines: [1].unit_price: ...`."""
+
+    child = LineInput()
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            flat = {}
+            for index, errors in exc.detail.items():
+                if isinstance(errors, dict):
+                    flat.update({f"[{index}].{name}": value for name, value in errors.items()})
+                else:
+                    flat[f"[{index}]"] = errors
+            raise serializers.ValidationError(flat) from None
+
+
 class InvoiceCreateInput(StrictSerializer):
     contact_id = serializers.UUIDField(required=False, allow_null=True)
     company_id = serializers.UUIDField(required=False, allow_null=True)
@@ -170,7 +190,7 @@ class InvoiceCreateInput(StrictSerializer):
     bill_to_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     bill_to_email = serializers.EmailField(required=False, allow_blank=True)
     bill_to_address = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    lines = LineInput(many=True, allow_empty=False, max_length=100)
+    lines = LinesField(allow_empty=False, max_length=100)
     send = serializers.BooleanField(required=False, default=False)
 
 
