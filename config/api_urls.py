@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("apps.providers.urls")),
     path("", include("apps.conversations.urls")),
     path("", include("apps.decisions.urls")),
+    path("", include("apps.revenue.urls")),
 ]

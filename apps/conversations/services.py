@@ -51,6 +51,7 @@ from apps.core.choices import Channel
 from apps.core.errors import NotFound, Unprocessable, ValidationFailed
 from apps.core.ids import uuid7
 from apps.events.services import emit
+from apps.revenue.limits import limit_check
 from apps.tenancy.roles import SUPERVISORS, WORKERS
 
 logger = logging.getLogger(__name__)
@@ -636,6 +637,8 @@ def message_send(
         text = text or _render_template(template_row.body, variables)
     if not text.strip():
         raise ValidationFailed("text: This field may not be blank.", details={"text": ["blank"]})
+    enforce = sender_kind != SenderKind.SYSTEM  # system sends (HELP replies) are never refused
+    limit_check(organization=organization, limit="outbound_messages_per_day", enforce=enforce)
     with transaction.atomic(savepoint=False):
         if conversation is None:
             conversation = conversation_for_contact(

@@ -15,6 +15,7 @@ SCHEDULED_APPS = (
     "providers",
     "conversations",
     "decisions",
+    "revenue",
 )
 
 

@@ -47,6 +47,7 @@ from apps.crm.normalize import InvalidIdentity, normalize_email, normalize_ident
 from apps.crm.pipelines import pipeline_template_for
 from apps.crm.scoring import lead_score_compute
 from apps.events.services import emit
+from apps.revenue.limits import limit_check
 
 # When several identities point at different contacts, the most specific one wins.
 IDENTITY_PRECEDENCE = [
@@ -574,6 +575,7 @@ def contact_create(
     now = timezone.now()
 
     if contact is None:
+        limit_check(organization=organization, limit="contacts")
         contact = Contact.objects.create(
             organization=organization,
             name=name,

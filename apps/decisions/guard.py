@@ -41,6 +41,7 @@ from apps.decisions import actions as A
 from apps.decisions.engines.base import clock, day_label, parse_iso, render
 from apps.decisions.engines.phrases import DEFAULT_TEMPLATES, SAFE_REPLIES
 from apps.niches.selectors import platform_template_for
+from apps.revenue.pricing import guard_pricing
 
 OPTED_OUT_RULE = "contact-opted-out"
 WHATSAPP_WINDOW_RULE = "whatsapp-24h-window"
@@ -337,6 +338,7 @@ def guard_quiet_hours(ctx, actions: list[dict], report: ComplianceReport) -> Non
 GUARDS: list[Guard] = [
     guard_forbidden_phrases,
     guard_disclaimers,
+    guard_pricing,
     guard_opted_out,
     guard_consent,
     guard_whatsapp_window,

@@ -37,6 +37,7 @@ from apps.decisions.guard import compliance_guard
 from apps.decisions.memory import memory_next, memory_save
 from apps.decisions.models import Decision, DecisionOutcome, OutcomeKind
 from apps.events.services import emit
+from apps.revenue.limits import limit_check
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def decision_record(*, plan: DecisionPlan) -> tuple[Decision, bool]:
     when the credits ran out meanwhile (nothing is written)."""
     if plan.existing is not None:
         return plan.existing, False
+    limit_check(organization=plan.organization, limit="decisions_per_month")
     ctx, result = plan.ctx, plan.result
     organization = plan.organization
     summary = ctx.summary()

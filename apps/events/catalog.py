@@ -192,7 +192,49 @@ DECISION = _obj(
 )
 INVOICE = _obj(
     {"invoice_id": UUID, "number": STR, "status": STR, "total": STR, "currency": STR},
-    {"contact_id": NULLABLE_UUID, "deal_id": NULLABLE_UUID, "due_date": NULLABLE_STR},
+    {
+        "contact_id": NULLABLE_UUID,
+        "deal_id": NULLABLE_UUID,
+        "due_date": NULLABLE_STR,
+        "issue_date": NULLABLE_STR,
+        "amount_paid": STR,
+        "balance_due": STR,
+        "reason": STR,
+    },
+)
+PAYMENT = _obj(
+    {"payment_id": UUID, "invoice_id": UUID, "amount": STR, "currency": STR},
+    {
+        "number": STR,
+        "method": STR,
+        "reference": STR,
+        "received_at": TIME,
+        "amount_paid": STR,
+        "balance_due": STR,
+        "invoice_status": STR,
+    },
+)
+STALE_DEAL = _obj(
+    {"deal_id": UUID, "contact_id": NULLABLE_UUID, "stage": STR, "idle_days": {"type": "integer"}},
+    {
+        "max_idle_days": {"type": "integer"},
+        "stage_id": UUID,
+        "owner_id": NULLABLE_UUID,
+        "task_id": NULLABLE_UUID,
+        "amount": NULLABLE_STR,
+        "currency": STR,
+        "title": STR,
+    },
+)
+CHURN_RISK = _obj(
+    {"contact_id": UUID, "signal": STR},
+    {
+        "reason": STR,
+        "owner_id": NULLABLE_UUID,
+        "task_id": NULLABLE_UUID,
+        "deal_id": NULLABLE_UUID,
+        "invoice_id": NULLABLE_UUID,
+    },
 )
 ENDPOINT = _obj({"endpoint_id": UUID, "url": STR, "reason": STR})
 
@@ -265,6 +307,26 @@ _DEFINITIONS = [
     ("invoice.created", "An invoice was issued.", INVOICE),
     ("invoice.paid", "An invoice was paid in full.", INVOICE),
     ("invoice.overdue", "An invoice passed its due date unpaid.", INVOICE),
+    ("invoice.sent", "An invoice was issued to the customer (draft → sent).", INVOICE),
+    ("invoice.voided", "An invoice was voided; `reason` says why. Its number is kept.", INVOICE),
+    (
+        "payment.received",
+        "A payment was recorded against an invoice (partial or full; a full one is followed "
+        "by `invoice.paid`).",
+        PAYMENT,
+    ),
+    (
+        "deal.stale",
+        "The churn guard found an open deal idle past its stage's `max_idle_days`; a task "
+        "was created for the owner. Once per idle episode.",
+        STALE_DEAL,
+    ),
+    (
+        "contact.churn_risk",
+        "The churn guard found a churn signal on a customer (`signal`: customer_silent, "
+        "missed_bookings, overdue_invoice, cancel_intent); a task was created for the owner.",
+        CHURN_RISK,
+    ),
     (
         "webhook_endpoint.disabled",
         "A webhook endpoint was disabled after failing for too long, or answered 410.",

@@ -39,6 +39,7 @@ from apps.providers import metrics, selectors
 from apps.providers.models import ChannelConnection, ChannelStatus
 from apps.providers.specs import ORGANIZATION_RATE_PER_SECOND, SPECS
 from apps.providers.types import InboundItem, Sender, SendOutcome, StatusReport
+from apps.revenue.limits import limit_check
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def channel_create(
 ) -> ChannelConnection:
     """Connect a provider account: credentials encrypted at rest. Not idempotent."""
     config, api_base = channel_config_validate(provider=provider, config=config)
+    limit_check(organization=organization, limit="channels")
     spec = SPECS[provider]
     return ChannelConnection.objects.create(
         organization=organization,

@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from apps.core.errors import Conflict, ValidationFailed
 from apps.niches.selectors import niche_get_by_slug
+from apps.revenue.limits import limit_check
 from apps.tenancy.authentication import KEY_PREFIX, hash_secret
 from apps.tenancy.models import ApiKey, Membership, Organization, Profile, User
 from apps.tenancy.roles import Role
@@ -164,6 +165,8 @@ def operator_upsert(
         if changed:
             user.save(update_fields=changed)
         Profile.objects.get_or_create(user=user, defaults={"display_name": full_name})
+    if not Membership.objects.filter(user=user, organization=organization).exists():
+        limit_check(organization=organization, limit="operators")
     membership, _ = Membership.objects.update_or_create(
         user=user, organization=organization, defaults={"role": role}
     )

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "apps.providers",
     "apps.conversations",
     "apps.decisions",
+    "apps.revenue",
 ]
 
 MIDDLEWARE = [
