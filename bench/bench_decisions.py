@@ -57,6 +57,7 @@ from apps.crm.models import Contact  # noqa: E402
 from apps.decisions.credits import credits_account, credits_top_up  # noqa: E402
 from apps.decisions.models import ConversationMemory  # noqa: E402
 from apps.niches.seed import niches_load  # noqa: E402
+from apps.revenue.services import subscription_change_plan  # noqa: E402
 from apps.tenancy.models import Organization  # noqa: E402
 from apps.tenancy.services import (  # noqa: E402
     api_key_create,
@@ -185,6 +186,8 @@ def arrange(contacts: int) -> tuple[Organization, str]:
                 contact=contact,
                 facts={"greeted": True, "pending_question": "start_timing"},
             )
+    # The free plan allows 500 decisions a month; a benchmark makes thousands.
+    subscription_change_plan(organization=organization, plan_key="scale", reason="benchmark")
     account = credits_account(organization=organization)
     if account.balance < 1_000_000:
         credits_top_up(organization=organization, amount=2_000_000, note="benchmark")

@@ -19,6 +19,16 @@ SCHEDULED_APPS = (
 )
 
 
+def _normalized(entry: dict) -> dict:
+    """Celery spells a message's time to live `expires`; django-celery-beat's database
+    scheduler reads `expire_seconds` (and ignores `expires`). Accept both."""
+    options = dict(entry.get("options") or {})
+    if "expires" in options:
+        options.setdefault("expire_seconds", options.pop("expires"))
+        entry = {**entry, "options": options}
+    return entry
+
+
 def collect_beat_schedule() -> dict:
     """Merge every app's BEAT_SCHEDULE; a duplicated entry name is a programming error."""
     schedule: dict = {}
@@ -32,7 +42,7 @@ def collect_beat_schedule() -> dict:
         for name, entry in getattr(module, "BEAT_SCHEDULE", {}).items():
             if name in schedule:
                 raise ValueError(f"beat entry {name!r} is declared twice")
-            schedule[name] = entry
+            schedule[name] = _normalized(entry)
     return schedule
 
 

@@ -52,7 +52,17 @@ RETURNING plan_balance, topup_balance
 
 
 def plan_monthly_credits(organization) -> int:
-    """The organization's monthly plan allowance (the hook for plan tiers)."""
+    """The organization's monthly AI-credit allowance: its plan tier's `ai_credits_per_month`
+    (editable in the admin, apps.revenue), else the built-in defaults."""
+    from apps.revenue.models import Plan
+
+    allowance = (
+        Plan.objects.filter(key=organization.plan)
+        .values_list("ai_credits_per_month", flat=True)
+        .first()
+    )
+    if allowance is not None:
+        return allowance
     return PLAN_MONTHLY_CREDITS.get(organization.plan, DEFAULT_MONTHLY_CREDITS)
 
 

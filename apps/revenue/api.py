@@ -12,7 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from apps.core.api import OrganizationAPIView
 from apps.core.errors import NotFound
-from apps.core.pagination import DefaultPagination
+from apps.core.pagination import page_of, paginated_response
 from apps.revenue import limits, pricing, selectors, services
 from apps.revenue.models import InvoiceStatus, PaymentMethod, Sequence
 
@@ -244,25 +244,12 @@ PAYMENT_EXAMPLE = {
 INVOICE_DETAIL_EXAMPLE = {**INVOICE_EXAMPLE, "lines": [LINE_EXAMPLE], "payments": [PAYMENT_EXAMPLE]}
 
 
-def _paginated(name: str, item):
-    return type(
-        name,
-        (serializers.Serializer,),
-        {
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": item(many=True),
-        },
-    )
-
-
 class InvoiceListView(RevenueView):
     @extend_schema(
         operation_id="invoices_list",
         tags=["invoices"],
         parameters=[InvoiceFilter],
-        responses=_paginated("PaginatedInvoiceList", InvoiceOutput),
+        responses=page_of("PaginatedInvoiceList", InvoiceOutput),
         examples=[
             OpenApiExample(
                 "A page of invoices",
@@ -275,9 +262,7 @@ class InvoiceListView(RevenueView):
     def get(self, request):
         filters = _parse(InvoiceFilter, request.query_params)
         invoices = selectors.invoice_list(organization=self.organization, **filters)
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(invoices, request, view=self)
-        return paginator.get_paginated_response(InvoiceOutput(page, many=True).data)
+        return paginated_response(self, invoices, InvoiceOutput)
 
     @extend_schema(
         operation_id="invoices_create",
@@ -782,8 +767,21 @@ class UnsubscribeView(APIView):
     @extend_schema(
         operation_id="unsubscribe_preview",
         tags=["sequences"],
+        summary="What an unsubscribe link would do (mail scanners may follow links)",
         auth=[],
-        responses={200: dict},
+        responses={
+            200: inline_serializer(
+                "UnsubscribePreview",
+                {"channel": serializers.CharField(), "confirm": serializers.CharField()},
+            )
+        },
+        examples=[
+            OpenApiExample(
+                "Preview",
+                value={"channel": "email", "confirm": "POST to this URL to unsubscribe."},
+                response_only=True,
+            )
+        ],
     )
     def get(self, request, token):
         from django.core import signing
@@ -799,9 +797,13 @@ class UnsubscribeView(APIView):
     @extend_schema(
         operation_id="unsubscribe",
         tags=["sequences"],
+        summary="Opt out of the channel the link was sent on (RFC 8058 one-click)",
         auth=[],
         request=None,
-        responses={200: dict},
+        responses={
+            200: inline_serializer("Unsubscribed", {"unsubscribed": serializers.BooleanField()})
+        },
+        examples=[OpenApiExample("Done", value={"unsubscribed": True}, response_only=True)],
     )
     def post(self, request, token):
         from apps.core.errors import DomainError

@@ -10,7 +10,7 @@ from apps.tenancy.models import Organization
 from apps.tenancy.roles import Role
 from apps.tenancy.services import operator_upsert, organization_create
 
-DEMO_APPS = ("crm", "bookings", "providers", "conversations", "decisions", "events")
+DEMO_APPS = ("crm", "bookings", "providers", "conversations", "decisions", "events", "revenue")
 
 
 def _organization(slug: str, **kwargs) -> Organization:
