@@ -52,7 +52,9 @@ from apps.tenancy.roles import ALL_ROLES, MANAGERS, SUPERVISORS, WORKERS
 from apps.tenancy.scoping import TenantAdmin, TenantInlineMixin
 from apps.tenancy.selectors import user_role_in
 
-admin.site.register_page("revenue/", revenue_dashboard, name="revenue_dashboard", title="Revenue")
+admin.site.register_page(
+    "revenue/dashboard/", revenue_dashboard, name="revenue_dashboard", title="Revenue"
+)
 admin.site.register_page(
     "revenue/activity/", activity_dashboard, name="revenue_activity", title="Activity"
 )

@@ -20,7 +20,11 @@ from tests.events.factories import endpoint_for
 from tests.revenue import factories as f
 
 pytestmark = pytest.mark.django_db
-REVENUE, ACTIVITY, USAGE = "/admin/revenue/", "/admin/revenue/activity/", "/admin/revenue/usage/"
+REVENUE, ACTIVITY, USAGE = (
+    "/admin/revenue/dashboard/",
+    "/admin/revenue/activity/",
+    "/admin/revenue/usage/",
+)
 
 
 def fill(organization, n: int, *, prefix: str = "mine"):
