@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -14,6 +15,9 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("metrics", core_metrics.metrics, name="prometheus-django-metrics"),
 ]
+
+if settings.PROVIDER_SANDBOX:  # development and the demo only (apps/providers/sandbox.py)
+    urlpatterns.append(path("sandbox/", include("apps.providers.sandbox_urls")))
 
 handler400 = "apps.core.views.bad_request"
 handler403 = "apps.core.views.permission_denied"

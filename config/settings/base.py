@@ -241,6 +241,8 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=10.0)
 LLM_MAX_ATTEMPTS = env.int("LLM_MAX_ATTEMPTS", default=2)
 # Outbound webhook URLs on private / loopback networks (development and tests only).
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
+# Fake Twilio / WhatsApp send APIs under /sandbox/ for the demo channels (dev only).
+PROVIDER_SANDBOX = env.bool("PROVIDER_SANDBOX", default=False)
 # Mailgun signatures older (or newer) than this many seconds are refused (replays).
 MAILGUN_WEBHOOK_TOLERANCE = env.int("MAILGUN_WEBHOOK_TOLERANCE", default=300)
 # Key for credentials encrypted at rest; derived from SECRET_KEY when not set.

@@ -13,3 +13,4 @@ WHITENOISE_AUTOREFRESH = DEBUG
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
+PROVIDER_SANDBOX = env.bool("PROVIDER_SANDBOX", default=True)

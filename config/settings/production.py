@@ -21,3 +21,4 @@ SILENCED_SYSTEM_CHECKS = [
     # HSTS preload is an opt-in decision for the domain owner (SECURE_HSTS_PRELOAD).
     "security.W021",
 ]
+PROVIDER_SANDBOX = False  # never: it answers sends without sending them

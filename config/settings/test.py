@@ -21,3 +21,4 @@ LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
 LOGGING["root"]["level"] = env("LOG_LEVEL", default="WARNING")  # noqa: F405
 PUBLIC_URL = env("PUBLIC_URL", default="http://testserver")
 ALLOWED_HOSTS = ["*"]
+PROVIDER_SANDBOX = True  # mounted so its views are tested; production never mounts it
