@@ -25,7 +25,7 @@ _DEMO_SENDERS = {
         ),
         (
             Channel.WHATSAPP,
-            "+14155550142",
+            "+14155550172",
             "Jordan Alvarez",
             "Can I bring a friend to the trial class?",
         ),
