@@ -321,14 +321,17 @@ def test_private_urls_from_the_api_are_not_fetched(api, settings):
 @pytest.mark.django_db
 def test_demo_seed_is_idempotent():
     from apps.conversations.models import Message
-    from apps.providers.demo import seed_demo
+    from apps.providers.demo import _DEMO_SENDERS, seed_demo
     from tests.factories import OrganizationFactory
 
     organization = OrganizationFactory(slug="demo")
     seed_demo(organization=organization)
+    first = Message.objects.filter(organization=organization).count()
     seed_demo(organization=organization)
     assert ChannelConnection.objects.filter(organization=organization).count() == 2
-    assert Message.objects.filter(organization=organization).count() == 1
+    # One message per demo sender, and the second run adds none.
+    assert first == len(_DEMO_SENDERS["demo"]) == 4
+    assert Message.objects.filter(organization=organization).count() == first
 
 
 def test_sends_sweep_is_scheduled():
