@@ -8,9 +8,11 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
+from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -303,8 +305,9 @@ class WebhookEndpointAdmin(TenantAdmin):
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        if request.method == "GET":
-            self._notify_disabled(request, self.get_queryset(request).filter(pk=object_id))
+        obj = self.get_object(request, unquote(object_id)) if request.method == "GET" else None
+        if obj is not None:  # get_object: None for a foreign or malformed id (not a 500)
+            self._notify_disabled(request, self.get_queryset(request).filter(pk=obj.pk))
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
@@ -519,7 +522,13 @@ def dead_letters(request):
         if request.POST.get("all") == "1":
             chosen = queryset
         else:
-            chosen = queryset.filter(pk__in=request.POST.getlist("delivery"))
+            try:
+                chosen_ids = [uuid.UUID(value) for value in request.POST.getlist("delivery")]
+            except ValueError:
+                return HttpResponseBadRequest(
+                    "A selected delivery id is not a valid id.", content_type="text/plain"
+                )
+            chosen = queryset.filter(pk__in=chosen_ids)
         count = services.deliveries_replay(
             deliveries=Delivery.objects.filter(pk__in=chosen.values("pk"))
         )
