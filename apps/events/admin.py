@@ -148,7 +148,9 @@ class EventAdmin(TenantAdmin):
         return False
 
     def has_replay_permission(self, request) -> bool:
-        return self._allowed(request, SUPERVISORS)
+        return self._allowed(request, self.redeliver_roles)
+
+    redeliver_roles = SUPERVISORS
 
     @admin.action(
         description="Redeliver to its endpoints (same webhook-id)", permissions=["replay"]
@@ -350,17 +352,25 @@ class WebhookEndpointAdmin(TenantAdmin):
             services.webhook_endpoint_update(endpoint=endpoint, status=status)
         self.message_user(request, f"{queryset.count()} endpoint(s) {verb}.", messages.SUCCESS)
 
+    pause_roles = MANAGERS
+
     @admin.action(description="Pause (hold deliveries)", permissions=["change"])
     def pause(self, request, queryset):
         self._set_status(request, queryset, EndpointStatus.PAUSED, "paused")
+
+    resume_roles = MANAGERS
 
     @admin.action(description="Resume / re-enable", permissions=["change"])
     def resume(self, request, queryset):
         self._set_status(request, queryset, EndpointStatus.ACTIVE, "active")
 
+    disable_roles = MANAGERS
+
     @admin.action(description="Disable (waiting deliveries become dead)", permissions=["change"])
     def disable(self, request, queryset):
         self._set_status(request, queryset, EndpointStatus.DISABLED, "disabled")
+
+    rotate_secret_roles = MANAGERS
 
     @admin.action(description="Rotate secret (old one signs too for 24 h)", permissions=["change"])
     def rotate_secret(self, request, queryset):
@@ -369,6 +379,8 @@ class WebhookEndpointAdmin(TenantAdmin):
             messages.warning(
                 request, f"New secret for {endpoint.url}: {endpoint.secret} — copy it now."
             )
+
+    replay_dead_roles = MANAGERS
 
     @admin.action(description="Replay dead deliveries", permissions=["change"])
     def replay_dead(self, request, queryset):
@@ -476,7 +488,9 @@ class DeliveryAdmin(TenantAdmin):
         return False
 
     def has_replay_permission(self, request) -> bool:
-        return self._allowed(request, SUPERVISORS)
+        return self._allowed(request, self.replay_roles)
+
+    replay_roles = SUPERVISORS
 
     @admin.action(description="Replay (send again, same webhook-id)", permissions=["replay"])
     def replay(self, request, queryset):
