@@ -349,17 +349,23 @@ class BookingAdmin(SuperuserOrganizationColumn, TenantAdmin):
         if change:  # only the notes are editable; state changes go through the actions
             obj.save(update_fields=["notes", "updated_at"])
 
+    confirm_bookings_roles = WORKERS
+
     @admin.action(description="Confirm selected bookings", permissions=["change"])
     def confirm_bookings(self, request, queryset):
         _run_action(
             self, request, queryset, "Confirmed", lambda b: services.booking_confirm(booking=b)
         )
 
+    complete_bookings_roles = WORKERS
+
     @admin.action(description="Mark selected bookings completed", permissions=["change"])
     def complete_bookings(self, request, queryset):
         _run_action(
             self, request, queryset, "Completed", lambda b: services.booking_complete(booking=b)
         )
+
+    mark_no_show_roles = WORKERS
 
     @admin.action(description="Mark selected bookings as no-shows", permissions=["change"])
     def mark_no_show(self, request, queryset):
@@ -370,6 +376,8 @@ class BookingAdmin(SuperuserOrganizationColumn, TenantAdmin):
             "Marked as no-show",
             lambda b: services.booking_mark_no_show(booking=b),
         )
+
+    cancel_bookings_roles = WORKERS
 
     @admin.action(description="Cancel selected bookings", permissions=["change"])
     def cancel_bookings(self, request, queryset):

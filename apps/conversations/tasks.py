@@ -37,8 +37,12 @@ def conversation_auto_assign(conversation_id: str) -> str | None:
 
 @shared_task(name="apps.conversations.tasks.conversation_customer_escalate", acks_late=True)
 def conversation_customer_escalate(conversation_id: str, message_id: str) -> bool:
-    """The contact asked for a person (see `apps.conversations.handoff`): escalate."""
-    from apps.conversations.models import Conversation, Message
+    """The contact asked for a person (see `apps.conversations.handoff`): escalate.
+
+    The message must be an inbound message of that conversation (and so of its
+    organization); any other id escalates nothing and returns False, so another
+    tenant's text never lands in this conversation's reason, activity or event."""
+    from apps.conversations.models import Conversation, Direction, Message
     from apps.conversations.services import clean_text, conversation_escalate
 
     conversation = (
@@ -46,7 +50,18 @@ def conversation_customer_escalate(conversation_id: str, message_id: str) -> boo
     )
     if conversation is None:
         return False
-    text = Message.objects.filter(pk=message_id).values_list("text", flat=True).first() or ""
+    text = (
+        Message.objects.filter(
+            pk=message_id,
+            conversation_id=conversation.pk,
+            organization_id=conversation.organization_id,
+            direction=Direction.INBOUND,
+        )
+        .values_list("text", flat=True)
+        .first()
+    )
+    if text is None:
+        return False
     conversation_escalate(
         organization=conversation.organization,
         conversation=conversation,

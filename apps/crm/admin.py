@@ -367,7 +367,9 @@ class ContactAdmin(CrmAdmin):
         return super().response_add(request, obj, post_url_continue)
 
     def has_merge_permission(self, request) -> bool:
-        return self._allowed(request, SUPERVISORS)
+        return self._allowed(request, self.merge_contacts_roles)
+
+    merge_contacts_roles = SUPERVISORS
 
     @admin.action(description="Merge selected contacts…", permissions=["merge"])
     def merge_contacts(self, request, queryset):
@@ -599,6 +601,8 @@ class LeadAdmin(CrmAdmin):
         self.json_patch(form, "answers", values)
         self.adopt(obj, services.lead_update(organization=obj.organization, lead=obj, data=values))
 
+    qualify_roles = WORKERS
+
     @admin.action(description="Qualify", permissions=["change"])
     def qualify(self, request, queryset):
         self.run_action(
@@ -609,6 +613,8 @@ class LeadAdmin(CrmAdmin):
             ),
             "Qualified",
         )
+
+    disqualify_roles = WORKERS
 
     @admin.action(description="Disqualify (not a fit)", permissions=["change"])
     def disqualify(self, request, queryset):
@@ -624,6 +630,8 @@ class LeadAdmin(CrmAdmin):
             "Disqualified",
         )
 
+    convert_roles = WORKERS
+
     @admin.action(description="Convert to deals", permissions=["change"])
     def convert(self, request, queryset):
         self.run_action(
@@ -634,6 +642,8 @@ class LeadAdmin(CrmAdmin):
             ),
             "Converted",
         )
+
+    rescore_roles = WORKERS
 
     @admin.action(description="Rescore from the niche rules", permissions=["change"])
     def rescore(self, request, queryset):
@@ -724,6 +734,8 @@ class PipelineAdmin(CrmAdmin):
                 formset.new_objects.append(saved)
             else:
                 formset.changed_objects.append((saved, stage_form.changed_data))
+
+    make_default_roles = SUPERVISORS
 
     @admin.action(description="Make default", permissions=["change"])
     def make_default(self, request, queryset):
@@ -968,6 +980,8 @@ class TaskAdmin(CrmAdmin):
             task=obj,
             data=self.changed_values(form, services.TASK_UPDATABLE),
         )
+
+    complete_roles = WORKERS
 
     @admin.action(description="Mark done", permissions=["change"])
     def complete(self, request, queryset):

@@ -200,6 +200,8 @@ class CreditAccountAdmin(ReadOnlyTenantAdmin):
     def has_top_up_permission(self, request) -> bool:
         return request.user.is_superuser
 
+    top_up_1000_roles = frozenset()  # superusers only
+
     @admin.action(description="Top up 1,000 credits (superusers)", permissions=["top_up"])
     def top_up_1000(self, request, queryset):
         for account in queryset.select_related("organization"):
@@ -292,6 +294,8 @@ class ScheduledActionAdmin(TenantAdmin):
 
     def has_add_permission(self, request, *args) -> bool:
         return False
+
+    cancel_roles = SUPERVISORS
 
     @admin.action(description="Cancel the selected pending actions", permissions=["change"])
     def cancel(self, request, queryset):

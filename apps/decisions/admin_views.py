@@ -4,6 +4,10 @@ see what the agent would do, why, and what the compliance guard changed.
 No side effects at all: no Decision row, no event, no credits, no memory update (it runs
 `services.decision_simulate`, phase 1 only). Contacts are scoped to the organizations the
 staff member belongs to; another organization's contact id is a 404.
+
+Every member may open the page and simulate with the rules engine (free). The LLM engine
+costs money per call, so only members who may act in the organization (`LLM_ROLES`:
+admin, moderator, operator) are offered it; a read-only `user` asking for it is a 403.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from apps.decisions.models import Trigger
 from apps.decisions.selectors import decision_subject_get
 from apps.decisions.services import decision_simulate
 from apps.tenancy.models import Organization
-from apps.tenancy.selectors import user_organization_ids
+from apps.tenancy.roles import WORKERS
+from apps.tenancy.selectors import user_organization_ids, user_role_in
 
 RECENT_CONTACTS = 100
+LLM_ROLES = WORKERS  # running the LLM engine costs money: members who may act, not readers
 
 
 def _organizations(user) -> list:
@@ -49,6 +55,18 @@ class SimulatorForm(forms.Form):
     )
     engine = forms.ChoiceField(choices=[("rules", "rules"), ("llm", "llm")], initial="rules")
 
+    def __init__(self, *args, may_run_llm: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not may_run_llm:
+            self.fields["engine"].choices = [("rules", "rules")]
+            self.fields["engine"].help_text = "The LLM engine is for members who may act."
+
+
+def _may_run_llm(user, organization) -> bool:
+    return user.is_superuser or (
+        user_role_in(user=user, organization_id=organization.pk) in LLM_ROLES
+    )
+
 
 def _pretty(value) -> str:
     return json.dumps(value, indent=2, cls=DjangoJSONEncoder, ensure_ascii=False)
@@ -68,9 +86,15 @@ def decision_simulator(request):
         organization = next((o for o in organizations if o.pk == wanted_id), None)
         if organization is None:
             raise Http404("No such organization.")
+    may_run_llm = _may_run_llm(request.user, organization)
+    if request.method == "POST" and request.POST.get("engine") == "llm" and not may_run_llm:
+        raise PermissionDenied("Your role may not run the LLM engine.")
     form = SimulatorForm(
         request.POST or None,
-        initial={"engine": settings.DECISION_ENGINE if settings.LLM_API_BASE else "rules"},
+        initial={
+            "engine": settings.DECISION_ENGINE if settings.LLM_API_BASE and may_run_llm else "rules"
+        },
+        may_run_llm=may_run_llm,
     )
     plan = None
     if request.method == "POST" and form.is_valid():

@@ -8,9 +8,11 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
+from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -146,7 +148,9 @@ class EventAdmin(TenantAdmin):
         return False
 
     def has_replay_permission(self, request) -> bool:
-        return self._allowed(request, SUPERVISORS)
+        return self._allowed(request, self.redeliver_roles)
+
+    redeliver_roles = SUPERVISORS
 
     @admin.action(
         description="Redeliver to its endpoints (same webhook-id)", permissions=["replay"]
@@ -303,8 +307,9 @@ class WebhookEndpointAdmin(TenantAdmin):
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        if request.method == "GET":
-            self._notify_disabled(request, self.get_queryset(request).filter(pk=object_id))
+        obj = self.get_object(request, unquote(object_id)) if request.method == "GET" else None
+        if obj is not None:  # get_object: None for a foreign or malformed id (not a 500)
+            self._notify_disabled(request, self.get_queryset(request).filter(pk=obj.pk))
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
@@ -347,17 +352,25 @@ class WebhookEndpointAdmin(TenantAdmin):
             services.webhook_endpoint_update(endpoint=endpoint, status=status)
         self.message_user(request, f"{queryset.count()} endpoint(s) {verb}.", messages.SUCCESS)
 
+    pause_roles = MANAGERS
+
     @admin.action(description="Pause (hold deliveries)", permissions=["change"])
     def pause(self, request, queryset):
         self._set_status(request, queryset, EndpointStatus.PAUSED, "paused")
+
+    resume_roles = MANAGERS
 
     @admin.action(description="Resume / re-enable", permissions=["change"])
     def resume(self, request, queryset):
         self._set_status(request, queryset, EndpointStatus.ACTIVE, "active")
 
+    disable_roles = MANAGERS
+
     @admin.action(description="Disable (waiting deliveries become dead)", permissions=["change"])
     def disable(self, request, queryset):
         self._set_status(request, queryset, EndpointStatus.DISABLED, "disabled")
+
+    rotate_secret_roles = MANAGERS
 
     @admin.action(description="Rotate secret (old one signs too for 24 h)", permissions=["change"])
     def rotate_secret(self, request, queryset):
@@ -366,6 +379,8 @@ class WebhookEndpointAdmin(TenantAdmin):
             messages.warning(
                 request, f"New secret for {endpoint.url}: {endpoint.secret} — copy it now."
             )
+
+    replay_dead_roles = MANAGERS
 
     @admin.action(description="Replay dead deliveries", permissions=["change"])
     def replay_dead(self, request, queryset):
@@ -473,7 +488,9 @@ class DeliveryAdmin(TenantAdmin):
         return False
 
     def has_replay_permission(self, request) -> bool:
-        return self._allowed(request, SUPERVISORS)
+        return self._allowed(request, self.replay_roles)
+
+    replay_roles = SUPERVISORS
 
     @admin.action(description="Replay (send again, same webhook-id)", permissions=["replay"])
     def replay(self, request, queryset):
@@ -519,7 +536,13 @@ def dead_letters(request):
         if request.POST.get("all") == "1":
             chosen = queryset
         else:
-            chosen = queryset.filter(pk__in=request.POST.getlist("delivery"))
+            try:
+                chosen_ids = [uuid.UUID(value) for value in request.POST.getlist("delivery")]
+            except ValueError:
+                return HttpResponseBadRequest(
+                    "A selected delivery id is not a valid id.", content_type="text/plain"
+                )
+            chosen = queryset.filter(pk__in=chosen_ids)
         count = services.deliveries_replay(
             deliveries=Delivery.objects.filter(pk__in=chosen.values("pk"))
         )

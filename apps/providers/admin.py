@@ -210,7 +210,9 @@ class MessageDeliveryAdmin(TenantAdmin):
         return False
 
     def has_retry_permission(self, request) -> bool:
-        return self._allowed(request, WORKERS)
+        return self._allowed(request, self.retry_failed_roles)
+
+    retry_failed_roles = WORKERS
 
     @admin.action(description="Retry selected failed sends", permissions=["retry"])
     def retry_failed(self, request, queryset):

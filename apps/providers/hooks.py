@@ -166,7 +166,7 @@ def whatsapp_hook(request, channel):
     if verdict is not True:
         reason = "missing_signature" if verdict is None else "bad_signature"
         return _reject(Provider.WHATSAPP, channel.pk, reason)
-    items, statuses = whatsapp.parse(body)
+    items, statuses = whatsapp.parse(body, phone_number_id=channel.config["phone_number_id"])
     services.ingress_process(channel=channel, items=items, statuses=statuses)
     return HttpResponse("", content_type="text/plain")
 

@@ -273,7 +273,9 @@ class InvoiceAdmin(TenantAdmin):
         for failure in failed[:10]:
             self.message_user(request, failure, messages.WARNING)
 
-    @admin.action(description="Send selected draft invoices")
+    send_selected_roles = WORKERS
+
+    @admin.action(description="Send selected draft invoices", permissions=["change"])
     def send_selected(self, request, queryset):
         self._run(
             request,
@@ -284,7 +286,9 @@ class InvoiceAdmin(TenantAdmin):
             "Sent",
         )
 
-    @admin.action(description="Void selected unpaid invoices")
+    void_selected_roles = WORKERS
+
+    @admin.action(description="Void selected unpaid invoices", permissions=["change"])
     def void_selected(self, request, queryset):
         self._run(
             request,
@@ -414,7 +418,9 @@ class EnrollmentAdmin(ReadOnlyAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Enrollment._meta.fields]
 
-    @admin.action(description="Stop selected enrolments")
+    stop_selected_roles = WORKERS
+
+    @admin.action(description="Stop selected enrolments", permissions=["change"])
     def stop_selected(self, request, queryset):
         stopped = 0
         for enrollment in queryset.filter(status=EnrollmentStatus.ACTIVE):
@@ -469,7 +475,9 @@ class DuplicateSuggestionAdmin(ReadOnlyAdmin):
             '<a href="{}">Review</a>', reverse("admin:crm_contact_change", args=[obj.contact_id])
         )
 
-    @admin.action(description="Dismiss selected suggestions")
+    dismiss_selected_roles = WORKERS
+
+    @admin.action(description="Dismiss selected suggestions", permissions=["change"])
     def dismiss_selected(self, request, queryset):
         count = queryset.filter(status=DuplicateStatus.OPEN).update(
             status=DuplicateStatus.DISMISSED

@@ -154,7 +154,9 @@ class ApiKeyAdmin(TenantAdmin):
         obj.pk = issued.api_key.pk
         messages.warning(request, f"New API key (copy it now; it is not shown again): {issued.key}")
 
-    @admin.action(description="Revoke selected keys")
+    revoke_roles = MANAGERS
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
         count = 0
         for api_key in queryset.filter(revoked_at__isnull=True):

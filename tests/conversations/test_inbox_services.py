@@ -491,3 +491,24 @@ def test_activities_are_recorded_for_the_audit_trail(organization):
         (ActivityKind.ASSIGNED, operator.pk),
         (ActivityKind.STATUS_CHANGED, operator.pk),
     ]
+
+
+def test_customer_escalation_ignores_a_message_of_another_conversation_or_organization(
+    organization, other_organization
+):
+    """The escalation task takes ids: a message id that is not an inbound message of that
+    conversation escalates nothing, and its text never lands in this organization."""
+    from apps.conversations import tasks
+
+    f.member(organization)
+    conversation = f.conversation(organization, "Hello there")
+    neighbour = f.conversation(organization, "Can I talk to a human please? (neighbour)")
+    foreign = f.conversation(other_organization, "Can I talk to a human please? secret-b")
+    for stranger in (neighbour, foreign):
+        message = Message.objects.get(conversation=stranger)
+        assert tasks.conversation_customer_escalate(str(conversation.pk), str(message.pk)) is False
+    conversation.refresh_from_db()
+    assert conversation.escalated_at is None and conversation.agent_active
+    assert events(organization, "conversation.escalated") == []
+    own = Message.objects.get(conversation=conversation)
+    assert tasks.conversation_customer_escalate(str(conversation.pk), str(own.pk)) is True

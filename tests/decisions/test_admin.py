@@ -190,3 +190,28 @@ def test_top_up_action_is_for_superusers(world, django_user_model):
     superuser.post(url, {"action": "top_up_1000", "_selected_action": [str(account.pk)]})
     account.refresh_from_db()
     assert account.topup_balance == 1000
+
+
+@pytest.mark.parametrize(
+    ("role", "may_run_llm"),
+    [("admin", True), ("moderator", True), ("operator", True), ("user", False)],
+)
+def test_only_members_who_may_act_run_the_llm_engine(make_staff_client, llm, role, may_run_llm):
+    """The LLM engine costs money per call: a read-only `user` views the simulator and runs
+    the rules engine, but is not offered the LLM engine and is refused it (403, no call)."""
+    from tests.support.http import Reply
+
+    llm.respond(Reply(status=503, body="busy"))  # any answer: we count the calls
+    org = f.organization("fitness", name="Gate Studio")
+    who = f.contact(org, name="Gina Gate")
+    client = make_staff_client(org, role=role)
+    url = reverse("admin:decision_simulator")
+    page = client.get(url)
+    assert page.status_code == 200
+    engines = [value for value, _ in page.context["form"].fields["engine"].choices]
+    assert ("llm" in engines) is may_run_llm
+    post = {"organization": str(org.pk), "contact": str(who.pk), "trigger": "manual"}
+    response = client.post(url, {**post, "engine": "llm"})
+    assert response.status_code == (200 if may_run_llm else 403)
+    assert bool(llm.requests) is may_run_llm
+    assert client.post(url, {**post, "engine": "rules"}).status_code == 200

@@ -222,3 +222,24 @@ def test_superuser_sees_every_dead_letter(world):
     client = Client()
     client.force_login(root)
     assert len(client.get("/admin/dead-letters/").context["page"]) == 2
+
+
+@pytest.mark.parametrize("bad", ["not-a-uuid", "", "1; DROP TABLE", "0" * 40])
+def test_dead_letters_replay_with_a_malformed_id_is_400_and_replays_nothing(world, bad):
+    mine = _dead(world["mine"]).get()
+    response = world["moderator"].post(
+        "/admin/dead-letters/", {"all": "0", "delivery": [str(mine.pk), bad]}
+    )
+    assert response.status_code == 400
+    assert b"not a valid id" in response.content
+    assert Delivery.objects.get(pk=mine.pk).status == DeliveryStatus.DEAD
+
+
+def test_malformed_delivery_ids_in_the_admin_are_not_found_never_500(world):
+    for url in (
+        "/admin/events/delivery/not-a-uuid/change/",
+        "/admin/events/webhookendpoint/not-a-uuid/change/",
+        "/admin/events/webhookendpoint/not-a-uuid/delete/",
+    ):
+        response = world["admin"].get(url)
+        assert response.status_code in (302, 404), (url, response.status_code)

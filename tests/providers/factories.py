@@ -128,6 +128,11 @@ def whatsapp_signature(body: bytes, secret: str = WHATSAPP_SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def whatsapp_number_of(body: bytes) -> str:
+    """The `phone_number_id` a WhatsApp webhook body is addressed to (its first change)."""
+    return json.loads(body)["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]
+
+
 def post_whatsapp(client, channel, body: bytes, *, secret=WHATSAPP_SECRET, signature=None):
     headers = {}
     if signature is not False:

@@ -51,9 +51,10 @@ def test_verify_handshake(client, whatsapp):
 
 
 @pytest.mark.parametrize("name", list(INBOUND))
-def test_every_inbound_sample(client, organization, whatsapp, name):
+def test_every_inbound_sample(client, organization, name):
     wamid, text = INBOUND[name]
     body = f.sample(name)
+    whatsapp = f.whatsapp_channel(organization, phone_number_id=f.whatsapp_number_of(body))
     response = f.post_whatsapp(client, whatsapp, body)
     assert response.status_code == 200
     message = Message.objects.get()
@@ -66,8 +67,12 @@ def test_every_inbound_sample(client, organization, whatsapp, name):
 
 
 def test_the_real_captured_body_verifies_with_its_secret(client, organization):
-    channel = f.whatsapp_channel(organization, app_secret="1222e786b144d0e85b9f365372d93676")
     body = f.sample("whatsapp_inbound_text_signed.raw")
+    channel = f.whatsapp_channel(
+        organization,
+        app_secret="1222e786b144d0e85b9f365372d93676",
+        phone_number_id=f.whatsapp_number_of(body),
+    )
     signature = "sha256=54edfa1d7259e0eb13c677cc7d73d1b5c86cfa12433d19156e058ab9251bc441"
     assert f.post_whatsapp(client, channel, body, signature=signature).status_code == 200
     assert Message.objects.get().text == "Hey there! I am using PyWa."
@@ -90,8 +95,10 @@ def test_identities_names_and_reply_context(client, organization, whatsapp):
     }
 
 
-def test_bsuid_only_sender_then_with_phone_is_one_contact(client, organization, whatsapp):
-    f.post_whatsapp(client, whatsapp, f.sample("whatsapp_inbound_text_bsuid_only.json"))
+def test_bsuid_only_sender_then_with_phone_is_one_contact(client, organization):
+    body = f.sample("whatsapp_inbound_text_bsuid_only.json")
+    whatsapp = f.whatsapp_channel(organization, phone_number_id=f.whatsapp_number_of(body))
+    f.post_whatsapp(client, whatsapp, body)
     contact = Contact.objects.get()
     assert contact.phone is None and contact.name == "Kerry Fisher"
     assert list(contact.identities.values_list("kind", "value")) == [("whatsapp_bsuid", "US.1234")]
@@ -124,6 +131,7 @@ def test_a_batch_of_entries_messages_and_statuses(client, organization, whatsapp
     )
     text = f.sample_json("whatsapp_inbound_text.json")
     bsuid = f.sample_json("whatsapp_inbound_text_bsuid_only.json")
+    bsuid["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "1122334455667"
     status = f.sample_json("whatsapp_status_read.json")
     status["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = "wamid.out1"
     second = json.loads(json.dumps(text["entry"][0]["changes"][0]["value"]["messages"][0]))
@@ -164,10 +172,11 @@ STATUSES = {
 
 
 @pytest.mark.parametrize("name", list(STATUSES))
-def test_every_status_sample(client, organization, whatsapp, name):
+def test_every_status_sample(client, organization, name):
     wamid, status, code = STATUSES[name]
-    message = f.sent_message(organization, whatsapp, wamid, kind="whatsapp", status="queued")
     body = f.sample(name)
+    whatsapp = f.whatsapp_channel(organization, phone_number_id=f.whatsapp_number_of(body))
+    message = f.sent_message(organization, whatsapp, wamid, kind="whatsapp", status="queued")
     assert f.post_whatsapp(client, whatsapp, body).status_code == 200
     message.refresh_from_db()
     assert (message.status, message.error_code) == (status, code)
@@ -245,3 +254,41 @@ def test_a_batch_with_one_bad_item_stores_nothing(client, whatsapp):
     response = f.post_whatsapp(client, whatsapp, json.dumps(payload).encode())
     assert response.status_code == 400
     assert not Message.objects.exists() and not Contact.objects.exists()
+
+
+def test_a_change_for_another_organizations_number_is_never_ingested(
+    client, organization, other_organization, whatsapp
+):
+    """One Meta app (same app secret, same callback) serves both organizations' numbers:
+    a change naming the other channel's `phone_number_id` is skipped, not stored here."""
+    theirs = f.whatsapp_channel(other_organization, phone_number_id="9988776655443")
+    ours = f.sent_message(organization, whatsapp, "wamid.xyzxyz", kind="whatsapp")
+    foreign_text = f.sample_json("whatsapp_inbound_text.json")
+    foreign_status = f.sample_json("whatsapp_status_read.json")
+    for payload in (foreign_text, foreign_status):
+        payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = theirs.config[
+            "phone_number_id"
+        ]
+    own = f.sample_json("whatsapp_inbound_text.json")
+    own["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.own"
+    batch = {
+        "object": "whatsapp_business_account",
+        "entry": foreign_text["entry"] + foreign_status["entry"] + own["entry"],
+    }
+    response = f.post_whatsapp(client, whatsapp, json.dumps(batch).encode())
+    assert response.status_code == 200
+    assert list(
+        Message.objects.filter(direction="in").values_list("provider_message_id", flat=True)
+    ) == ["wamid.own"]
+    ours.refresh_from_db()
+    assert ours.status != "read" and not ours.status_updates.exists()
+    assert f.event_count(organization, "message.received") == 1
+    assert not Event.objects.filter(organization=other_organization).exists()
+    # Alone, the foreign change is accepted (Meta must not retry it here) and stores nothing.
+    only_foreign = json.dumps(foreign_text).encode()
+    assert f.post_whatsapp(client, whatsapp, only_foreign).status_code == 200
+    assert Message.objects.filter(direction="in").count() == 1
+    # Routed to its own channel, the same change lands in its own organization.
+    assert f.post_whatsapp(client, theirs, only_foreign).status_code == 200
+    landed = Message.objects.get(direction="in", provider_message_id="wamid.xyzxyz")
+    assert landed.organization == other_organization

@@ -4,6 +4,11 @@ Signature: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app_secret, raw body)>`
 bytes exactly as received. One POST may batch several entries, changes, messages and
 statuses. A sender may be known by its phone-based `wa_id`, its business-scoped user id
 (BSUID, `user_id` / `from_user_id`), or only the BSUID.
+
+Tenancy: one Meta app (one `app_secret`, one callback URL) may serve several phone numbers,
+and so several channels of different organizations. Each change names its number in
+`value.metadata.phone_number_id`; a change for any number other than the routed channel's
+is skipped, never ingested into this channel's organization.
 """
 
 from __future__ import annotations
@@ -132,19 +137,25 @@ def _obj(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def parse(body: bytes) -> tuple[list[InboundItem], list[StatusReport]]:
-    """Every message and status of a (possibly batched) webhook, or Malformed."""
+def parse(body: bytes, *, phone_number_id: str) -> tuple[list[InboundItem], list[StatusReport]]:
+    """Every message and status of a (possibly batched) webhook that is addressed to
+    `phone_number_id` (the routed channel's number), or Malformed (any malformed change,
+    addressed to us or not). Changes for another number, or naming none, are skipped."""
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise Malformed("The body is not JSON.") from None
     try:
-        return _parse(payload)
+        return _parse(payload, str(phone_number_id))
     except (AttributeError, TypeError, KeyError):  # a shape Meta never sends
         raise Malformed("Unexpected WhatsApp webhook structure.") from None
 
 
-def _parse(payload) -> tuple[list[InboundItem], list[StatusReport]]:
+def _addressed_to(value: dict) -> str:
+    return str(_obj(value.get("metadata")).get("phone_number_id") or "")
+
+
+def _parse(payload, phone_number_id: str) -> tuple[list[InboundItem], list[StatusReport]]:
     if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
         raise Malformed("Expected a WhatsApp webhook object with an `entry` list.")
     items: list[InboundItem] = []
@@ -158,16 +169,24 @@ def _parse(payload) -> tuple[list[InboundItem], list[StatusReport]]:
             if change.get("field", "messages") != "messages":
                 continue
             value = change["value"]
+            # Checked after parsing, so a malformed change is a 400 whoever it names.
+            ours = _addressed_to(value) == phone_number_id
             profiles: dict[str, dict] = {}
             for contact in _as_list(value.get("contacts"), "contacts"):
                 if isinstance(contact, dict):
                     for key in ("wa_id", "user_id"):
                         if contact.get(key):
                             profiles[str(contact[key])] = contact
-            for message in _as_list(value.get("messages"), "messages"):
-                items.append(_parse_message(message, profiles, value))
-            for status in _as_list(value.get("statuses"), "statuses"):
-                statuses.append(_parse_status(status))
+            change_items = [
+                _parse_message(message, profiles, value)
+                for message in _as_list(value.get("messages"), "messages")
+            ]
+            change_statuses = [
+                _parse_status(status) for status in _as_list(value.get("statuses"), "statuses")
+            ]
+            if ours:  # else another channel's number (possibly another organization's)
+                items.extend(change_items)
+                statuses.extend(change_statuses)
     return items, statuses
 
 
