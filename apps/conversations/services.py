@@ -50,6 +50,7 @@ from apps.core import tracing
 from apps.core.choices import Channel
 from apps.core.errors import NotFound, Unprocessable, ValidationFailed
 from apps.core.ids import uuid7
+from apps.core.text import storable
 from apps.events.services import emit
 from apps.revenue.limits import limit_check
 from apps.tenancy.roles import SUPERVISORS, WORKERS
@@ -66,17 +67,18 @@ _ANSWERING = {SenderKind.OPERATOR, SenderKind.AGENT}
 
 
 def clean_text(value, limit: int | None = None) -> str:
-    """A string PostgreSQL accepts (no NUL), cut to `limit` characters."""
+    """A string PostgreSQL accepts (see `storable`: no NUL, no lone surrogate), cut to
+    `limit` characters."""
     if value is None:
         return ""
-    text = str(value).replace("\x00", "")
+    text = storable(str(value))
     return text[:limit] if limit else text
 
 
 def clean_json(value):
-    """`value` with NUL characters removed from every string (jsonb rejects \\u0000)."""
+    """`value` with every string made `storable` (jsonb rejects \\u0000 and lone surrogates)."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return storable(value)
     if isinstance(value, dict):
         return {clean_json(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
