@@ -193,13 +193,12 @@ def sender_keys(*, organization, sender: Sender) -> dict[str, str]:
     return keys
 
 
-def contact_resolve(*, organization, sender: Sender, source: str) -> tuple:
-    """(contact_id, conversation_id or None) for a sender; creates contact + lead when new.
+def sender_known(*, organization, sender: Sender) -> tuple | None:
+    """(contact_id, conversation_id or None) when `contact_resolve` would write nothing.
 
-    Fast path (one query): every identity is already known, on one live contact that needs
-    no blank filled — exactly the case where `contact_upsert` would only match. Otherwise
-    `contact_upsert` (race-safe) decides, and a new contact gets a lead with the channel as
-    source (`contact.created`, `lead.created`).
+    One query: every identity is already known, on one live contact that needs no blank
+    filled — exactly the case where `contact_upsert` would only match. None otherwise.
+    Raises ValidationFailed for a sender without a usable identity. Reads only.
     """
     keys = sender_keys(organization=organization, sender=sender)
     if not keys:
@@ -215,6 +214,19 @@ def contact_resolve(*, organization, sender: Sender, source: str) -> tuple:
         )
         if merged_into is None and not fills:
             return contact_id, conversation_id
+    return None
+
+
+def contact_resolve(*, organization, sender: Sender, source: str) -> tuple:
+    """(contact_id, conversation_id or None) for a sender; creates contact + lead when new.
+
+    Fast path: `sender_known`. Otherwise `contact_upsert` (race-safe) decides, and a new
+    contact gets a lead with the channel as source (`contact.created`, `lead.created`).
+    """
+    known = sender_known(organization=organization, sender=sender)
+    if known is not None:
+        return known
+    keys = sender_keys(organization=organization, sender=sender)
     email = keys.get(IdentityKind.EMAIL)
     phone = keys.get(IdentityKind.PHONE)
     result = crm.contact_upsert(
@@ -290,6 +302,40 @@ def _handle_keyword(*, organization, channel, item: InboundItem, contact_id) -> 
         )
 
 
+class _NothingStored(Exception):
+    """A duplicate: undo what resolving its sender wrote (see `_inbound_store`)."""
+
+    def __init__(self, recorded):
+        super().__init__("duplicate")
+        self.recorded = recorded
+
+
+def _inbound_store(*, organization, sender: Sender, source: str, record) -> tuple:
+    """(RecordedInbound, contact_id): resolve the sender, then `record(contact_id,
+    conversation_id)` the message.
+
+    A duplicate (the provider id is already stored) leaves nothing behind: when resolving
+    the sender or threading wrote rows (a new contact, lead or conversation, or a filled-in
+    field), they are rolled back with a savepoint, so a replay that names another sender
+    creates no contact without a message. The hot path — a known sender with a
+    conversation — writes nothing before the insert and takes no savepoint.
+    """
+    known = sender_known(organization=organization, sender=sender)
+    if known is not None and known[1] is not None:
+        return record(*known), known[0]
+    try:
+        with transaction.atomic():
+            contact_id, conversation_id = known or contact_resolve(
+                organization=organization, sender=sender, source=source
+            )
+            recorded = record(contact_id, conversation_id)
+            if not recorded.created:
+                raise _NothingStored(recorded)
+            return recorded, contact_id
+    except _NothingStored as duplicate:
+        return duplicate.recorded, None
+
+
 def _thread_email(*, organization, item: InboundItem):
     """An email reply joins the conversation of the message it answers (In-Reply-To/References)."""
     from apps.conversations.selectors import message_find_by_email_ids
@@ -321,29 +367,36 @@ def ingress_process(
             reply_to = None
             if item.channel == Channel.EMAIL and item.email_reply_ids:
                 reply_to = _thread_email(organization=organization, item=item)
-            if reply_to is not None:
-                contact_id, conversation_id = reply_to.contact_id, reply_to.conversation_id
-            else:
-                contact_id, conversation_id = contact_resolve(
-                    organization=organization, sender=item.sender, source=item.channel
+
+            def record(contact_id, conversation_id, item=item, reply_to=reply_to):
+                return conversations.message_record_inbound(
+                    organization=organization,
+                    contact_id=contact_id,
+                    conversation_id=conversation_id,
+                    channel=item.channel,
+                    channel_connection_id=channel.pk,
+                    provider=channel.provider,
+                    provider_message_id=item.provider_message_id,
+                    text=item.text,
+                    subject=item.subject,
+                    sent_at=item.sent_at,
+                    reply_to_provider_id=item.reply_to_provider_id,
+                    reply_to_id=reply_to.id if reply_to is not None else None,
+                    email_message_id=item.email_message_id,
+                    attachments=item.attachments,
+                    raw=item.raw,
                 )
-            recorded = conversations.message_record_inbound(
-                organization=organization,
-                contact_id=contact_id,
-                conversation_id=conversation_id,
-                channel=item.channel,
-                channel_connection_id=channel.pk,
-                provider=channel.provider,
-                provider_message_id=item.provider_message_id,
-                text=item.text,
-                subject=item.subject,
-                sent_at=item.sent_at,
-                reply_to_provider_id=item.reply_to_provider_id,
-                reply_to_id=reply_to.id if reply_to is not None else None,
-                email_message_id=item.email_message_id,
-                attachments=item.attachments,
-                raw=item.raw,
-            )
+
+            if reply_to is not None:
+                contact_id = reply_to.contact_id
+                recorded = record(contact_id, reply_to.conversation_id)
+            else:
+                recorded, contact_id = _inbound_store(
+                    organization=organization,
+                    sender=item.sender,
+                    source=item.channel,
+                    record=record,
+                )
             if not recorded.created:
                 result.duplicates += 1
                 continue
@@ -375,9 +428,10 @@ def api_inbound_record(*, organization, values: dict):
 
     Same pipeline as the webhooks, without a channel connection; dedupe is per
     (organization, channel, message_id). Returns (RecordedInbound, id of the stored original
-    when this was a duplicate).
+    when this was a duplicate); a duplicate's RecordedInbound names the original's
+    conversation and contact, and nothing new is stored.
     """
-    from apps.conversations.services import InboundAttachment
+    from apps.conversations.services import InboundAttachment, RecordedInbound
 
     given = values["from"]
     sender = Sender(
@@ -402,32 +456,36 @@ def api_inbound_record(*, organization, values: dict):
             reply_to = Message.objects.filter(
                 organization=organization, pk=values["in_reply_to"]
             ).first()
-        contact_id, conversation_id = contact_resolve(
-            organization=organization, sender=sender, source=channel
-        )
-        recorded = conversations.message_record_inbound(
-            organization=organization,
-            contact_id=contact_id,
-            conversation_id=conversation_id,
-            channel=channel,
-            provider="api",
-            provider_message_id=provider_message_id,
-            text=item.text,
-            subject=values.get("subject") or "",
-            sent_at=values.get("sent_at"),
-            reply_to_id=reply_to.id if reply_to is not None else None,
-            attachments=[
-                InboundAttachment(
-                    provider_url=a["url"],
-                    content_type=a.get("content_type") or "",
-                    size=a.get("size"),
-                    filename=a.get("filename") or "",
-                )
-                for a in values.get("attachments") or []
-            ],
-            raw=dict(values),
+
+        def record(contact_id, conversation_id):
+            return conversations.message_record_inbound(
+                organization=organization,
+                contact_id=contact_id,
+                conversation_id=conversation_id,
+                channel=channel,
+                provider="api",
+                provider_message_id=provider_message_id,
+                text=item.text,
+                subject=values.get("subject") or "",
+                sent_at=values.get("sent_at"),
+                reply_to_id=reply_to.id if reply_to is not None else None,
+                attachments=[
+                    InboundAttachment(
+                        provider_url=a["url"],
+                        content_type=a.get("content_type") or "",
+                        size=a.get("size"),
+                        filename=a.get("filename") or "",
+                    )
+                    for a in values.get("attachments") or []
+                ],
+                raw=dict(values),
+            )
+
+        recorded, contact_id = _inbound_store(
+            organization=organization, sender=sender, source=channel, record=record
         )
         if not recorded.created:
+            # The stored original answers for the duplicate (whatever sender the copy named).
             original = (
                 Message.objects.filter(
                     organization=organization,
@@ -435,10 +493,13 @@ def api_inbound_record(*, organization, values: dict):
                     channel=channel,
                     provider_message_id=provider_message_id,
                 )
-                .values_list("id", flat=True)
+                .values_list("id", "conversation_id", "contact_id")
                 .first()
             )
-            return recorded, original
+            if original is None:
+                return recorded, None
+            message_id, conversation_id, contact_id = original
+            return RecordedInbound(None, conversation_id, contact_id), message_id
         for attachment_id in recorded.attachment_ids:
             from apps.providers.tasks import attachment_download
 
