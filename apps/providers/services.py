@@ -10,7 +10,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -36,6 +36,7 @@ from apps.crm.models import Contact, IdentityKind
 from apps.crm.normalize import InvalidIdentity, normalize_email, normalize_identity, normalize_phone
 from apps.crm.tasks import leads_rescore
 from apps.providers import metrics, selectors
+from apps.providers.http import session as http_session
 from apps.providers.models import ChannelConnection, ChannelStatus
 from apps.providers.specs import ORGANIZATION_RATE_PER_SECOND, SPECS
 from apps.providers.types import InboundItem, Sender, SendOutcome, StatusReport
@@ -881,6 +882,43 @@ def _is_private(url: str) -> bool:
     )
 
 
+MAX_REDIRECTS = 5
+
+
+def _fetch(url: str, *, headers: dict, auth, timeout, check_first: bool):
+    """GET `url` (streamed), following at most MAX_REDIRECTS redirects by hand.
+
+    Unless `WEBHOOKS_ALLOW_PRIVATE_URLS`, every redirect target (and the first URL when
+    `check_first`) must not resolve to a private, loopback or link-local address: a public
+    URL must not bounce the worker into the internal network. Credentials go only to the
+    first URL's host. Raises DownloadFailed for a refused or unusable URL, `requests`
+    errors for transient failures.
+    """
+    session = http_session()
+    origin = urlparse(url).netloc
+    for hop in range(MAX_REDIRECTS + 1):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise DownloadFailed(f"not a downloadable URL: {url[:100]!r}")
+        if (hop or check_first) and not settings.WEBHOOKS_ALLOW_PRIVATE_URLS and _is_private(url):
+            raise DownloadFailed("private network addresses are not fetched")
+        response = session.get(
+            url, headers=headers, auth=auth, timeout=timeout, stream=True, allow_redirects=False
+        )
+        if not response.is_redirect:
+            return response
+        response.close()
+        try:
+            url = urljoin(url, response.headers["Location"])
+            host = urlparse(url).netloc
+        except ValueError:
+            raise DownloadFailed("the redirect's Location is not a URL") from None
+        if host != origin:
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            auth = None
+    raise DownloadFailed(f"more than {MAX_REDIRECTS} redirects")
+
+
 def attachment_download(*, attachment_id) -> str:
     """Fetch a pending attachment from its provider into the default storage.
 
@@ -913,13 +951,12 @@ def attachment_download(*, attachment_id) -> str:
             )
         elif channel is not None and channel.provider == Provider.TWILIO:
             auth = (config["account_sid"], config["auth_token"])
-        elif channel is None and _is_private(url) and not settings.WEBHOOKS_ALLOW_PRIVATE_URLS:
-            raise DownloadFailed("private network addresses are not fetched")
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise DownloadFailed(f"not a downloadable URL: {url[:100]!r}")
-        response = http.session().get(
-            url, headers=headers, auth=auth, timeout=http.timeout_of(config), stream=True
+        response = _fetch(
+            url,
+            headers=headers,
+            auth=auth,
+            timeout=http.timeout_of(config),
+            check_first=channel is None,  # a URL from the API; a provider's is its own
         )
         if 400 <= response.status_code < 500:
             raise DownloadFailed(f"HTTP {response.status_code} from the provider")
