@@ -31,6 +31,7 @@ from apps.core import ratelimit
 from apps.core.choices import Channel, Provider
 from apps.core.errors import ValidationFailed
 from apps.core.tasks import enqueue_on_commit
+from apps.core.text import storable
 from apps.crm import services as crm
 from apps.crm.models import Contact, IdentityKind
 from apps.crm.normalize import InvalidIdentity, normalize_email, normalize_identity, normalize_phone
@@ -303,6 +304,16 @@ def _handle_keyword(*, organization, channel, item: InboundItem, contact_id) -> 
         )
 
 
+def _exact_id(value: str | None, what: str) -> None:
+    """Refuse a provider id with NUL or an unpaired surrogate (ValidationFailed, 400): ids
+    are matched exactly (dedupe, status reports), so one is refused rather than altered."""
+    if value and storable(value) != value:
+        raise ValidationFailed(
+            f"{what} contains characters that cannot be stored (NUL or an unpaired surrogate).",
+            code="malformed_request",
+        )
+
+
 class _NothingStored(Exception):
     """A duplicate: undo what resolving its sender wrote (see `_inbound_store`)."""
 
@@ -358,8 +369,16 @@ def ingress_process(
     Each message: identity resolution → the contact's conversation → stored once per
     provider id (a duplicate stores nothing) → `message.received`; STOP/START/HELP keywords
     act on consent (HELP replies through `message_send`). Attachment downloads are queued
-    after commit. Idempotent for replays.
+    after commit. Idempotent for replays. A provider id PostgreSQL cannot store is
+    ValidationFailed (400) before anything is written.
     """
+    for item in items:
+        _exact_id(item.provider_message_id, "The message id")
+        # Only looked up, never stored as given: a cleaned id simply matches nothing.
+        item.reply_to_provider_id = storable(item.reply_to_provider_id or "")
+        item.email_reply_ids = [storable(i) for i in item.email_reply_ids]
+    for report in statuses:
+        _exact_id(report.provider_message_id, "The status report's message id")
     organization = channel.organization
     result = IngressResult()
     rescore = set()

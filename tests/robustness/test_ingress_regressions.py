@@ -97,3 +97,27 @@ def test_mailgun_event_with_a_list_delivery_status_is_accepted(client, mailgun):
     payload["event-data"]["delivery-status"] = [1, 2]
     body = f.mailgun_event_fresh(payload, key=f.MAILGUN_KEY)
     assert f.post_mailgun(client, mailgun, body, events=True).status_code == 200
+
+
+@pytest.mark.parametrize("wamid", ["wamid.\ud800", "wamid.\x00"])
+def test_a_message_id_that_cannot_be_stored_is_400(client, whatsapp, wamid):
+    body = json.dumps(_whatsapp_text(wamid, "14155550100")).encode()
+    response = f.post_whatsapp(client, whatsapp, body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_request"
+    assert (Contact.objects.count(), Message.objects.count()) == (0, 0)
+
+
+def test_a_status_for_an_id_that_cannot_be_stored_is_400(client, whatsapp):
+    payload = f.sample_json("whatsapp_status_read.json")
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = "wamid.\ud800"
+    response = f.post_whatsapp(client, whatsapp, json.dumps(payload).encode())
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_request"
+
+
+def test_a_reply_context_that_cannot_be_stored_does_not_lose_the_message(client, whatsapp):
+    payload = _whatsapp_text("wamid.ctx", "14155550100")
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["context"] = {"id": "a\x00\ud800"}
+    assert f.post_whatsapp(client, whatsapp, json.dumps(payload).encode()).status_code == 200
+    assert Message.objects.get(provider_message_id="wamid.ctx").reply_to_provider_id == "a\ufffd"
