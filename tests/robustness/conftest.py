@@ -20,3 +20,8 @@ def whatsapp(organization):
 @pytest.fixture
 def mailgun(organization):
     return factories.mailgun_channel(organization)
+
+
+@pytest.fixture
+def manychat(organization):
+    return factories.manychat_channel(organization)

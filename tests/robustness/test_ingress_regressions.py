@@ -121,3 +121,20 @@ def test_a_reply_context_that_cannot_be_stored_does_not_lose_the_message(client,
     payload["entry"][0]["changes"][0]["value"]["messages"][0]["context"] = {"id": "a\x00\ud800"}
     assert f.post_whatsapp(client, whatsapp, json.dumps(payload).encode()).status_code == 200
     assert Message.objects.get(provider_message_id="wamid.ctx").reply_to_provider_id == "a\ufffd"
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2026-05-04T10:54:33", "2026-05-04T10:54:33+00:00"),  # naive: taken as UTC (was a 500)
+        ("0001-01-01T00:00:00+14:00", None),  # stored as 1 BC, unreadable afterwards
+        ("9999-12-31T23:59:59-12:00", None),  # year 10000 in UTC
+    ],
+)
+def test_sender_timestamps_that_cannot_be_one_are_not_kept(client, manychat, given, stored):
+    payload = f.sample_json("manychat_external_request.json")
+    payload["data"]["last_interaction"] = given
+    assert f.post_manychat(client, manychat, json.dumps(payload).encode()).status_code == 200
+    message = Message.objects.get()  # reads back
+    assert (message.sent_at.isoformat() if message.sent_at else None) == stored
+    assert message.raw["data"]["last_interaction"] == given
