@@ -228,6 +228,11 @@ def contact_resolve(*, organization, sender: Sender, source: str) -> tuple:
     known = sender_known(organization=organization, sender=sender)
     if known is not None:
         return known
+    return _contact_upsert_for(organization=organization, sender=sender, source=source)
+
+
+def _contact_upsert_for(*, organization, sender: Sender, source: str) -> tuple:
+    """`contact_resolve` past its fast path: match or create (with a lead) and fill blanks."""
     keys = sender_keys(organization=organization, sender=sender)
     email = keys.get(IdentityKind.EMAIL)
     phone = keys.get(IdentityKind.PHONE)
@@ -337,7 +342,7 @@ def _inbound_store(*, organization, sender: Sender, source: str, record) -> tupl
         return record(*known), known[0]
     try:
         with transaction.atomic():
-            contact_id, conversation_id = known or contact_resolve(
+            contact_id, conversation_id = known or _contact_upsert_for(
                 organization=organization, sender=sender, source=source
             )
             recorded = record(contact_id, conversation_id)
