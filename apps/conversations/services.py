@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
@@ -50,6 +50,7 @@ from apps.core import tracing
 from apps.core.choices import Channel
 from apps.core.errors import NotFound, Unprocessable, ValidationFailed
 from apps.core.ids import uuid7
+from apps.core.text import storable
 from apps.events.services import emit
 from apps.revenue.limits import limit_check
 from apps.tenancy.roles import SUPERVISORS, WORKERS
@@ -66,17 +67,42 @@ _ANSWERING = {SenderKind.OPERATOR, SenderKind.AGENT}
 
 
 def clean_text(value, limit: int | None = None) -> str:
-    """A string PostgreSQL accepts (no NUL), cut to `limit` characters."""
+    """A string PostgreSQL accepts (see `storable`: no NUL, no lone surrogate), cut to
+    `limit` characters."""
     if value is None:
         return ""
-    text = str(value).replace("\x00", "")
+    text = storable(str(value))
     return text[:limit] if limit else text
 
 
+EARLIEST_SENT_AT = datetime(2000, 1, 1, tzinfo=UTC)
+SENT_AT_LEEWAY = timedelta(days=1)
+
+
+def plausible_sent_at(sent_at: datetime | None, now: datetime) -> datetime | None:
+    """The sender's timestamp when it can be one, else None (the raw payload keeps it).
+
+    A naive time is taken as UTC (comparing it with aware times would fail). One before
+    2000 or more than a day ahead is a sender's bug — and at the edges of the calendar it
+    would not even survive the round trip through PostgreSQL (year 1 at +14:00 is stored
+    as 1 BC and cannot be read back).
+    """
+    if sent_at is None:
+        return None
+    if timezone.is_naive(sent_at):
+        sent_at = sent_at.replace(tzinfo=UTC)
+    try:
+        if EARLIEST_SENT_AT <= sent_at <= now + SENT_AT_LEEWAY:
+            return sent_at
+    except OverflowError:
+        pass
+    return None
+
+
 def clean_json(value):
-    """`value` with NUL characters removed from every string (jsonb rejects \\u0000)."""
+    """`value` with every string made `storable` (jsonb rejects \\u0000 and lone surrogates)."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return storable(value)
     if isinstance(value, dict):
         return {clean_json(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -260,6 +286,7 @@ def message_record_inbound(
     for a person, or auto-assigns it while it is unassigned (`_inbox_after_inbound`).
     """
     now = now or timezone.now()
+    sent_at = plausible_sent_at(sent_at, now)
     attachments = list(attachments)
     text = clean_text(text)
     subject = clean_text(subject, 255)

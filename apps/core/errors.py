@@ -12,10 +12,13 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
+
+from apps.core.text import encodable
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +99,13 @@ def _validation_message(detail: Any) -> str:
 
 
 def _plain(detail: Any) -> Any:
+    """Error details as JSON-renderable strings (a message may quote the input, whose lone
+    surrogates UTF-8 cannot encode)."""
     if isinstance(detail, dict):
-        return {str(k): _plain(v) for k, v in detail.items()}
+        return {encodable(str(k)): _plain(v) for k, v in detail.items()}
     if isinstance(detail, list):
         return [_plain(v) for v in detail]
-    return str(detail)
+    return encodable(str(detail))
 
 
 _DRF_CODES = {
@@ -127,6 +132,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             status=exc.status_code,
             headers=headers,
         )
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("payload_too_large", "The request body is over the size limit."),
+            status=413,
+        )
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -140,7 +150,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, drf.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         return Response(
-            error_body("validation_error", _validation_message(detail), _plain(detail)),
+            error_body("validation_error", encodable(_validation_message(detail)), _plain(detail)),
             status=400,
         )
     if isinstance(exc, drf.APIException):
@@ -150,7 +160,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             headers["WWW-Authenticate"] = exc.auth_header
         code = _DRF_CODES.get(type(exc)) or str(exc.default_code)
         return Response(
-            error_body(code, _validation_message(exc.detail)),
+            error_body(code, encodable(_validation_message(exc.detail))),
             status=exc.status_code,
             headers=headers,
         )

@@ -10,7 +10,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -31,11 +31,13 @@ from apps.core import ratelimit
 from apps.core.choices import Channel, Provider
 from apps.core.errors import ValidationFailed
 from apps.core.tasks import enqueue_on_commit
+from apps.core.text import storable
 from apps.crm import services as crm
 from apps.crm.models import Contact, IdentityKind
 from apps.crm.normalize import InvalidIdentity, normalize_email, normalize_identity, normalize_phone
 from apps.crm.tasks import leads_rescore
 from apps.providers import metrics, selectors
+from apps.providers.http import session as http_session
 from apps.providers.models import ChannelConnection, ChannelStatus
 from apps.providers.specs import ORGANIZATION_RATE_PER_SECOND, SPECS
 from apps.providers.types import InboundItem, Sender, SendOutcome, StatusReport
@@ -193,13 +195,12 @@ def sender_keys(*, organization, sender: Sender) -> dict[str, str]:
     return keys
 
 
-def contact_resolve(*, organization, sender: Sender, source: str) -> tuple:
-    """(contact_id, conversation_id or None) for a sender; creates contact + lead when new.
+def sender_known(*, organization, sender: Sender) -> tuple | None:
+    """(contact_id, conversation_id or None) when `contact_resolve` would write nothing.
 
-    Fast path (one query): every identity is already known, on one live contact that needs
-    no blank filled — exactly the case where `contact_upsert` would only match. Otherwise
-    `contact_upsert` (race-safe) decides, and a new contact gets a lead with the channel as
-    source (`contact.created`, `lead.created`).
+    One query: every identity is already known, on one live contact that needs no blank
+    filled — exactly the case where `contact_upsert` would only match. None otherwise.
+    Raises ValidationFailed for a sender without a usable identity. Reads only.
     """
     keys = sender_keys(organization=organization, sender=sender)
     if not keys:
@@ -215,6 +216,24 @@ def contact_resolve(*, organization, sender: Sender, source: str) -> tuple:
         )
         if merged_into is None and not fills:
             return contact_id, conversation_id
+    return None
+
+
+def contact_resolve(*, organization, sender: Sender, source: str) -> tuple:
+    """(contact_id, conversation_id or None) for a sender; creates contact + lead when new.
+
+    Fast path: `sender_known`. Otherwise `contact_upsert` (race-safe) decides, and a new
+    contact gets a lead with the channel as source (`contact.created`, `lead.created`).
+    """
+    known = sender_known(organization=organization, sender=sender)
+    if known is not None:
+        return known
+    return _contact_upsert_for(organization=organization, sender=sender, source=source)
+
+
+def _contact_upsert_for(*, organization, sender: Sender, source: str) -> tuple:
+    """`contact_resolve` past its fast path: match or create (with a lead) and fill blanks."""
+    keys = sender_keys(organization=organization, sender=sender)
     email = keys.get(IdentityKind.EMAIL)
     phone = keys.get(IdentityKind.PHONE)
     result = crm.contact_upsert(
@@ -290,6 +309,50 @@ def _handle_keyword(*, organization, channel, item: InboundItem, contact_id) -> 
         )
 
 
+def _exact_id(value: str | None, what: str) -> None:
+    """Refuse a provider id with NUL or an unpaired surrogate (ValidationFailed, 400): ids
+    are matched exactly (dedupe, status reports), so one is refused rather than altered."""
+    if value and storable(value) != value:
+        raise ValidationFailed(
+            f"{what} contains characters that cannot be stored (NUL or an unpaired surrogate).",
+            code="malformed_request",
+        )
+
+
+class _NothingStored(Exception):
+    """A duplicate: undo what resolving its sender wrote (see `_inbound_store`)."""
+
+    def __init__(self, recorded):
+        super().__init__("duplicate")
+        self.recorded = recorded
+
+
+def _inbound_store(*, organization, sender: Sender, source: str, record) -> tuple:
+    """(RecordedInbound, contact_id): resolve the sender, then `record(contact_id,
+    conversation_id)` the message.
+
+    A duplicate (the provider id is already stored) leaves nothing behind: when resolving
+    the sender or threading wrote rows (a new contact, lead or conversation, or a filled-in
+    field), they are rolled back with a savepoint, so a replay that names another sender
+    creates no contact without a message. The hot path — a known sender with a
+    conversation — writes nothing before the insert and takes no savepoint.
+    """
+    known = sender_known(organization=organization, sender=sender)
+    if known is not None and known[1] is not None:
+        return record(*known), known[0]
+    try:
+        with transaction.atomic():
+            contact_id, conversation_id = known or _contact_upsert_for(
+                organization=organization, sender=sender, source=source
+            )
+            recorded = record(contact_id, conversation_id)
+            if not recorded.created:
+                raise _NothingStored(recorded)
+            return recorded, contact_id
+    except _NothingStored as duplicate:
+        return duplicate.recorded, None
+
+
 def _thread_email(*, organization, item: InboundItem):
     """An email reply joins the conversation of the message it answers (In-Reply-To/References)."""
     from apps.conversations.selectors import message_find_by_email_ids
@@ -311,8 +374,16 @@ def ingress_process(
     Each message: identity resolution → the contact's conversation → stored once per
     provider id (a duplicate stores nothing) → `message.received`; STOP/START/HELP keywords
     act on consent (HELP replies through `message_send`). Attachment downloads are queued
-    after commit. Idempotent for replays.
+    after commit. Idempotent for replays. A provider id PostgreSQL cannot store is
+    ValidationFailed (400) before anything is written.
     """
+    for item in items:
+        _exact_id(item.provider_message_id, "The message id")
+        # Only looked up, never stored as given: a cleaned id simply matches nothing.
+        item.reply_to_provider_id = storable(item.reply_to_provider_id or "")
+        item.email_reply_ids = [storable(i) for i in item.email_reply_ids]
+    for report in statuses:
+        _exact_id(report.provider_message_id, "The status report's message id")
     organization = channel.organization
     result = IngressResult()
     rescore = set()
@@ -321,29 +392,36 @@ def ingress_process(
             reply_to = None
             if item.channel == Channel.EMAIL and item.email_reply_ids:
                 reply_to = _thread_email(organization=organization, item=item)
-            if reply_to is not None:
-                contact_id, conversation_id = reply_to.contact_id, reply_to.conversation_id
-            else:
-                contact_id, conversation_id = contact_resolve(
-                    organization=organization, sender=item.sender, source=item.channel
+
+            def record(contact_id, conversation_id, item=item, reply_to=reply_to):
+                return conversations.message_record_inbound(
+                    organization=organization,
+                    contact_id=contact_id,
+                    conversation_id=conversation_id,
+                    channel=item.channel,
+                    channel_connection_id=channel.pk,
+                    provider=channel.provider,
+                    provider_message_id=item.provider_message_id,
+                    text=item.text,
+                    subject=item.subject,
+                    sent_at=item.sent_at,
+                    reply_to_provider_id=item.reply_to_provider_id,
+                    reply_to_id=reply_to.id if reply_to is not None else None,
+                    email_message_id=item.email_message_id,
+                    attachments=item.attachments,
+                    raw=item.raw,
                 )
-            recorded = conversations.message_record_inbound(
-                organization=organization,
-                contact_id=contact_id,
-                conversation_id=conversation_id,
-                channel=item.channel,
-                channel_connection_id=channel.pk,
-                provider=channel.provider,
-                provider_message_id=item.provider_message_id,
-                text=item.text,
-                subject=item.subject,
-                sent_at=item.sent_at,
-                reply_to_provider_id=item.reply_to_provider_id,
-                reply_to_id=reply_to.id if reply_to is not None else None,
-                email_message_id=item.email_message_id,
-                attachments=item.attachments,
-                raw=item.raw,
-            )
+
+            if reply_to is not None:
+                contact_id = reply_to.contact_id
+                recorded = record(contact_id, reply_to.conversation_id)
+            else:
+                recorded, contact_id = _inbound_store(
+                    organization=organization,
+                    sender=item.sender,
+                    source=item.channel,
+                    record=record,
+                )
             if not recorded.created:
                 result.duplicates += 1
                 continue
@@ -375,9 +453,10 @@ def api_inbound_record(*, organization, values: dict):
 
     Same pipeline as the webhooks, without a channel connection; dedupe is per
     (organization, channel, message_id). Returns (RecordedInbound, id of the stored original
-    when this was a duplicate).
+    when this was a duplicate); a duplicate's RecordedInbound names the original's
+    conversation and contact, and nothing new is stored.
     """
-    from apps.conversations.services import InboundAttachment
+    from apps.conversations.services import InboundAttachment, RecordedInbound
 
     given = values["from"]
     sender = Sender(
@@ -402,32 +481,36 @@ def api_inbound_record(*, organization, values: dict):
             reply_to = Message.objects.filter(
                 organization=organization, pk=values["in_reply_to"]
             ).first()
-        contact_id, conversation_id = contact_resolve(
-            organization=organization, sender=sender, source=channel
-        )
-        recorded = conversations.message_record_inbound(
-            organization=organization,
-            contact_id=contact_id,
-            conversation_id=conversation_id,
-            channel=channel,
-            provider="api",
-            provider_message_id=provider_message_id,
-            text=item.text,
-            subject=values.get("subject") or "",
-            sent_at=values.get("sent_at"),
-            reply_to_id=reply_to.id if reply_to is not None else None,
-            attachments=[
-                InboundAttachment(
-                    provider_url=a["url"],
-                    content_type=a.get("content_type") or "",
-                    size=a.get("size"),
-                    filename=a.get("filename") or "",
-                )
-                for a in values.get("attachments") or []
-            ],
-            raw=dict(values),
+
+        def record(contact_id, conversation_id):
+            return conversations.message_record_inbound(
+                organization=organization,
+                contact_id=contact_id,
+                conversation_id=conversation_id,
+                channel=channel,
+                provider="api",
+                provider_message_id=provider_message_id,
+                text=item.text,
+                subject=values.get("subject") or "",
+                sent_at=values.get("sent_at"),
+                reply_to_id=reply_to.id if reply_to is not None else None,
+                attachments=[
+                    InboundAttachment(
+                        provider_url=a["url"],
+                        content_type=a.get("content_type") or "",
+                        size=a.get("size"),
+                        filename=a.get("filename") or "",
+                    )
+                    for a in values.get("attachments") or []
+                ],
+                raw=dict(values),
+            )
+
+        recorded, contact_id = _inbound_store(
+            organization=organization, sender=sender, source=channel, record=record
         )
         if not recorded.created:
+            # The stored original answers for the duplicate (whatever sender the copy named).
             original = (
                 Message.objects.filter(
                     organization=organization,
@@ -435,10 +518,13 @@ def api_inbound_record(*, organization, values: dict):
                     channel=channel,
                     provider_message_id=provider_message_id,
                 )
-                .values_list("id", flat=True)
+                .values_list("id", "conversation_id", "contact_id")
                 .first()
             )
-            return recorded, original
+            if original is None:
+                return recorded, None
+            message_id, conversation_id, contact_id = original
+            return RecordedInbound(None, conversation_id, contact_id), message_id
         for attachment_id in recorded.attachment_ids:
             from apps.providers.tasks import attachment_download
 
@@ -820,6 +906,43 @@ def _is_private(url: str) -> bool:
     )
 
 
+MAX_REDIRECTS = 5
+
+
+def _fetch(url: str, *, headers: dict, auth, timeout, check_first: bool):
+    """GET `url` (streamed), following at most MAX_REDIRECTS redirects by hand.
+
+    Unless `WEBHOOKS_ALLOW_PRIVATE_URLS`, every redirect target (and the first URL when
+    `check_first`) must not resolve to a private, loopback or link-local address: a public
+    URL must not bounce the worker into the internal network. Credentials go only to the
+    first URL's host. Raises DownloadFailed for a refused or unusable URL, `requests`
+    errors for transient failures.
+    """
+    session = http_session()
+    origin = urlparse(url).netloc
+    for hop in range(MAX_REDIRECTS + 1):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise DownloadFailed(f"not a downloadable URL: {url[:100]!r}")
+        if (hop or check_first) and not settings.WEBHOOKS_ALLOW_PRIVATE_URLS and _is_private(url):
+            raise DownloadFailed("private network addresses are not fetched")
+        response = session.get(
+            url, headers=headers, auth=auth, timeout=timeout, stream=True, allow_redirects=False
+        )
+        if not response.is_redirect:
+            return response
+        response.close()
+        try:
+            url = urljoin(url, response.headers["Location"])
+            host = urlparse(url).netloc
+        except ValueError:
+            raise DownloadFailed("the redirect's Location is not a URL") from None
+        if host != origin:
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            auth = None
+    raise DownloadFailed(f"more than {MAX_REDIRECTS} redirects")
+
+
 def attachment_download(*, attachment_id) -> str:
     """Fetch a pending attachment from its provider into the default storage.
 
@@ -852,13 +975,12 @@ def attachment_download(*, attachment_id) -> str:
             )
         elif channel is not None and channel.provider == Provider.TWILIO:
             auth = (config["account_sid"], config["auth_token"])
-        elif channel is None and _is_private(url) and not settings.WEBHOOKS_ALLOW_PRIVATE_URLS:
-            raise DownloadFailed("private network addresses are not fetched")
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise DownloadFailed(f"not a downloadable URL: {url[:100]!r}")
-        response = http.session().get(
-            url, headers=headers, auth=auth, timeout=http.timeout_of(config), stream=True
+        response = _fetch(
+            url,
+            headers=headers,
+            auth=auth,
+            timeout=http.timeout_of(config),
+            check_first=channel is None,  # a URL from the API; a provider's is its own
         )
         if 400 <= response.status_code < 500:
             raise DownloadFailed(f"HTTP {response.status_code} from the provider")

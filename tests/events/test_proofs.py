@@ -14,7 +14,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from apps.events import delivery, services
-from apps.events.models import Delivery, DeliveryStatus, Event
+from apps.events.models import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from tests.events.factories import emit_event, endpoint_for
 from tests.events.processes import FAST, ResettingServer, worker_env
 from tests.support.http import Reply
@@ -64,7 +64,15 @@ def test_redis_outage_while_emitting_loses_nothing_and_doubles_nothing(
     per_target = Counter((r.path, r.headers["webhook-id"]) for r in receiver.requests)
     assert len(per_target) == 1000
     assert set(per_target.values()) == {1}  # none twice to the same endpoint
-    assert set(Delivery.objects.values_list("attempt_count", flat=True)) == {1}
+    # No delivery was claimed twice (a lapsed lease leaves a "lost" attempt) and each has
+    # exactly one success. A first attempt that failed in transport (the kernel resetting a
+    # connection the receiver never read) is retried: at-least-once, as docs/events.md says;
+    # only a request the receiver saw twice would be a double delivery (checked above).
+    attempts = DeliveryAttempt.objects.filter(delivery__organization=organization)
+    assert not attempts.filter(error=delivery.LOST_ATTEMPT_ERROR).exists()
+    assert attempts.filter(succeeded=True).count() == 1000
+    succeeded = set(attempts.filter(succeeded=True).values_list("delivery_id", flat=True))
+    assert succeeded == set(Delivery.objects.values_list("id", flat=True))
 
 
 # 2 ---------------------------------------------------------------------------------------

@@ -36,6 +36,13 @@ class Reply:
     delay: float = 0.0
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) overflows when a worker opens a burst of connections
+    # (lanes x processes x endpoints); the kernel then resets some of them before the
+    # handler sees a byte. A real receiver listens with a deeper queue.
+    request_queue_size = 128
+
+
 class Receiver:
     """Start with `with Receiver() as r:`; `r.url` is its base URL; `r.requests` what it got."""
 
@@ -83,7 +90,7 @@ class Receiver:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

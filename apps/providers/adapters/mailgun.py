@@ -102,7 +102,15 @@ def parse_inbound(request, channel) -> InboundItem:
     view = MailgunInboundWebhookView(webhook_signing_key=str(channel.config["signing_key"]))
     try:
         event = view.esp_to_anymail_event(request)
-    except (AnymailError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except (
+        AnymailError,
+        KeyError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+    ) as exc:
         raise Malformed(f"Not a Mailgun inbound route payload ({type(exc).__name__}).") from None
     message = event.message
     from_address = message.from_email
@@ -156,7 +164,8 @@ def parse_event(payload: dict, channel) -> StatusReport:
     view = MailgunTrackingWebhookView(webhook_signing_key=str(channel.config["signing_key"]))
     try:
         event = view.esp_to_anymail_event(payload)
-    except (AnymailError, KeyError, ValueError, TypeError, AttributeError) as exc:
+    except (AnymailError, KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+        # OverflowError: a timestamp no clock can hold (anymail converts it as given).
         raise Malformed(f"Not a Mailgun event payload ({type(exc).__name__}).") from None
     ids = email_ids(event.message_id)
     status = EVENT_STATUS.get(event.event_type)
@@ -165,7 +174,8 @@ def parse_event(payload: dict, channel) -> StatusReport:
     if status == MessageStatus.FAILED and not reason:
         reason = f"Mailgun: {event.event_type} ({event.reject_reason or 'no reason given'})"
     data = payload.get("event-data") or {}
-    code = (data.get("delivery-status") or {}).get("code") if isinstance(data, dict) else ""
+    delivery_status = data.get("delivery-status") if isinstance(data, dict) else None
+    code = delivery_status.get("code") if isinstance(delivery_status, dict) else ""
     return StatusReport(
         provider_message_id=ids[0][:255] if ids else "",
         status=status,
