@@ -4,6 +4,7 @@ the send worker's provider call (`message_deliver`)."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import mimetypes
 import random
@@ -36,6 +37,7 @@ from apps.crm import services as crm
 from apps.crm.models import Contact, IdentityKind
 from apps.crm.normalize import InvalidIdentity, normalize_email, normalize_identity, normalize_phone
 from apps.crm.tasks import leads_rescore
+from apps.events import netguard
 from apps.providers import metrics, selectors
 from apps.providers.http import session as http_session
 from apps.providers.models import ChannelConnection, ChannelStatus
@@ -547,7 +549,9 @@ EARLY_STATUS_SECONDS = 600
 
 
 def _early_key(channel_id, provider_message_id: str) -> str:
-    return f"early-status:{channel_id}:{provider_message_id}"
+    # Hashed: the id comes from the request and may be any length.
+    digest = hashlib.sha256(provider_message_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"early-status:{channel_id}:{digest}"
 
 
 def _early_status_keep(channel: ChannelConnection, report: StatusReport) -> None:
@@ -892,18 +896,27 @@ class DownloadFailed(Exception):
     """Permanent: the URL is unusable or the provider refused."""
 
 
-def _is_private(url: str) -> bool:
-    import ipaddress
-    import socket
+def _target_check(url: str) -> None:
+    """Refuse `url` when private targets are not allowed and its host resolves to one.
 
-    host = urlparse(url).hostname or ""
+    The same definition of "internal" as webhook deliveries (`apps.events.netguard`). A host
+    that does not resolve right now is left to the GET, whose failure is retried."""
+    if settings.WEBHOOKS_ALLOW_PRIVATE_URLS:
+        return
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return False
-    return any(
-        ipaddress.ip_address(a).is_private or ipaddress.ip_address(a).is_loopback for a in addresses
-    )
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        raise DownloadFailed(f"not a downloadable URL: {url[:100]!r}") from None
+    try:
+        addresses = netguard.resolve(host, port, cached=False)
+    except netguard.BlockedURL:
+        return
+    try:
+        netguard.addresses_check(host, addresses)
+    except netguard.BlockedURL as exc:
+        raise DownloadFailed(f"private network addresses are not fetched: {exc}") from None
 
 
 MAX_REDIRECTS = 5
@@ -924,8 +937,8 @@ def _fetch(url: str, *, headers: dict, auth, timeout, check_first: bool):
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise DownloadFailed(f"not a downloadable URL: {url[:100]!r}")
-        if (hop or check_first) and not settings.WEBHOOKS_ALLOW_PRIVATE_URLS and _is_private(url):
-            raise DownloadFailed("private network addresses are not fetched")
+        if hop or check_first:
+            _target_check(url)
         response = session.get(
             url, headers=headers, auth=auth, timeout=timeout, stream=True, allow_redirects=False
         )

@@ -35,7 +35,11 @@ def _redirecting(receiver, target: str) -> None:
     receiver.respond(answer)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+# Loopback by address and by name, cloud metadata (link-local), carrier-grade NAT (not
+# "private" to Python, not public either), IPv6 loopback.
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "169.254.169.254", "100.64.0.1", "[::1]"]
+)
 def test_a_redirect_to_a_private_address_is_not_followed(client, twilio, receiver, settings, host):
     _redirecting(receiver, f"http://{host}:{receiver.port}/secret")
     attachment = _twilio_attachment(client, twilio, receiver.url + "/media")
