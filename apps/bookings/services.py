@@ -269,7 +269,7 @@ def booking_create(
 
 def _lock_booking(booking: Booking) -> Booking:
     return (
-        Booking.objects.select_for_update(of=("self",))
+        Booking.objects.select_for_update(no_key=True, of=("self",))
         .select_related("organization", "appointment_type", "resource")
         .get(pk=booking.pk)
     )

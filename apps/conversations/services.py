@@ -214,7 +214,9 @@ class RecordedInbound:
 
 # One round trip: insert the message unless the provider id is known (dedupe), and thread it:
 # conversation activity, reopen when resolved/snoozed (the locked subquery yields the old
-# status), and the contact's last activity.
+# status), and the contact's last activity. `FOR NO KEY UPDATE`: no key column changes, and
+# the lock must not block other transactions' foreign-key checks on the conversation (at their
+# COMMIT, while this one waits for the organization's event counter: a deadlock).
 _INBOUND_SQL = f"""
 WITH m AS (
     INSERT INTO {_MESSAGE}
@@ -243,7 +245,7 @@ WITH m AS (
         snoozed_until = CASE WHEN o.status = 'snoozed' THEN NULL ELSE c.snoozed_until END,
         resolved_at = CASE WHEN o.status = 'resolved' THEN NULL ELSE c.resolved_at END,
         updated_at = %(now)s
-    FROM (SELECT id, status FROM {_CONVERSATION} WHERE id = %(conversation)s FOR UPDATE) AS o
+    FROM (SELECT id, status FROM {_CONVERSATION} WHERE id = %(conversation)s FOR NO KEY UPDATE) AS o
     WHERE c.id = o.id AND EXISTS (SELECT 1 FROM m)
     RETURNING o.status, c.assignee_id
 ), k AS (
@@ -500,7 +502,7 @@ def message_apply_status(
     now = timezone.now()
     occurred_at = occurred_at or now
     with transaction.atomic(savepoint=False):
-        queryset = Message.objects.select_for_update().filter(organization=organization)
+        queryset = Message.objects.select_for_update(no_key=True).filter(organization=organization)
         if message_id is not None:
             queryset = queryset.filter(pk=message_id)
         elif provider_message_id:
@@ -859,7 +861,7 @@ def message_send_retry(*, organization, message: Message) -> Message:
 
 # --- the inbox: assignment, status, hand-over, escalation, read state ---------------------------
 #
-# Every action locks the conversation row (`SELECT ... FOR UPDATE`) and writes the change, its
+# Every action locks the conversation row (`SELECT ... FOR NO KEY UPDATE`) and writes the change, its
 # audit row (`ConversationActivity`) and its event in one transaction. Actions that choose an
 # assignee by round robin lock the organization's `InboxSettings` row FIRST (then the
 # conversation): that serializes auto-assignment per organization, so two concurrent
@@ -1000,7 +1002,7 @@ def is_member(organization, user_id, roles=WORKERS) -> bool:
 def _locked(organization, conversation) -> Conversation:
     conversation_id = getattr(conversation, "pk", conversation)
     locked = (
-        Conversation.objects.select_for_update(of=("self",))
+        Conversation.objects.select_for_update(no_key=True, of=("self",))
         .select_related("contact")
         .filter(organization=organization, pk=conversation_id)
         .first()
@@ -1138,7 +1140,7 @@ def conversation_auto_assign(*, organization, conversation_id, now=None) -> obje
         if settings_row.auto_assign == AutoAssign.OFF:
             return None
         locked = (
-            Conversation.objects.select_for_update()
+            Conversation.objects.select_for_update(no_key=True)
             .filter(organization=organization, pk=conversation_id)
             .first()
         )
@@ -1176,7 +1178,7 @@ def inbox_assign_backlog(*, organization, limit: int = 200, now=None) -> int:
         )
         if settings_row.auto_assign == AutoAssign.HANDED_OVER:
             backlog = backlog.filter(agent_active=False)
-        backlog = backlog.select_for_update(skip_locked=True).order_by(
+        backlog = backlog.select_for_update(no_key=True, skip_locked=True).order_by(
             F("waiting_since").asc(nulls_last=True), "last_message_at", "id"
         )[: min(limit, room)]
         last = settings_row.round_robin_last_id
@@ -1323,7 +1325,7 @@ def conversations_wake_snoozed(*, now=None, limit: int = 500) -> int:
     now = now or timezone.now()
     with transaction.atomic():
         due = list(
-            Conversation.objects.select_for_update(skip_locked=True, of=("self",))
+            Conversation.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
             .select_related("organization")
             .filter(status=ConversationStatus.SNOOZED, snoozed_until__lte=now)
             .order_by("snoozed_until")[:limit]
@@ -1640,7 +1642,7 @@ def conversation_sla_breach(*, organization, breach: DueBreach, now=None) -> Sla
     with transaction.atomic():
         settings_row = _settings_locked(organization)
         locked = (
-            Conversation.objects.select_for_update()
+            Conversation.objects.select_for_update(no_key=True)
             .filter(organization=organization, pk=breach.conversation_id)
             .first()
         )

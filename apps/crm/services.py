@@ -296,7 +296,7 @@ def _contact_match(organization, keys: dict[str, str], email, phone):
     rows = list(
         ContactIdentity.objects.filter(organization=organization, kind__in=list(keys))
         .select_related("contact")
-        .select_for_update(of=("contact",))
+        .select_for_update(no_key=True, of=("contact",))
         .only("kind", "value", "contact")
     )
     by_kind = {r.kind: r.contact for r in rows if keys.get(r.kind) == r.value}
@@ -311,7 +311,7 @@ def _contact_match(organization, keys: dict[str, str], email, phone):
         by_kind = {}
     live = Contact.objects.filter(
         organization=organization, merged_into__isnull=True
-    ).select_for_update()
+    ).select_for_update(no_key=True)
     if contact is None and email:
         contact = live.filter(email=email).order_by("created_at").first()
         matched_by = "email" if contact else None
@@ -325,7 +325,7 @@ def _contact_survivor(contact: Contact) -> Contact:
     seen = set()
     while contact.merged_into_id and contact.pk not in seen:
         seen.add(contact.pk)
-        contact = Contact.objects.select_for_update().get(pk=contact.merged_into_id)
+        contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.merged_into_id)
     return contact
 
 
@@ -693,7 +693,7 @@ def contact_update(
     if unknown:
         raise _invalid(sorted(unknown)[0], "Not a contact field.")
     consent = _clean_consent(consent)
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
     if contact.merged_into_id:
         raise Conflict(
             "This contact was merged into another; update the survivor.",
@@ -1126,7 +1126,7 @@ def lead_create(
 
 def _locked_lead(organization, lead: Lead) -> Lead:
     _require_same_organization(organization, lead, "lead_id")
-    locked = Lead.objects.select_for_update().select_related("contact").get(pk=lead.pk)
+    locked = Lead.objects.select_for_update(no_key=True).select_related("contact").get(pk=lead.pk)
     locked.organization = organization
     return locked
 
@@ -1323,7 +1323,7 @@ def _advance_lifecycle(organization, contact: Contact | None, stage: str) -> Non
     """Move the contact forward in its lifecycle (never back); emit `contact.updated` if so."""
     if contact is None:
         return
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
     if LIFECYCLE_RANK[stage] <= LIFECYCLE_RANK.get(contact.lifecycle_stage, 0):
         return
     contact.lifecycle_stage = stage
@@ -1653,7 +1653,7 @@ def deal_move_stage(
     _require_same_organization(organization, deal, "deal_id")
     _require_same_organization(organization, stage, "stage_id")
     deal = (
-        Deal.objects.select_for_update(of=("self",))
+        Deal.objects.select_for_update(no_key=True, of=("self",))
         .select_related("stage", "pipeline", "contact")
         .get(pk=deal.pk)
     )
@@ -1715,7 +1715,7 @@ def deal_update(*, organization, deal: Deal, data: Mapping) -> Deal:
     unknown = set(data) - set(DEAL_UPDATABLE)
     if unknown:
         raise _invalid(sorted(unknown)[0], "Not a deal field (stages move with deal_move_stage).")
-    deal = Deal.objects.select_for_update().get(pk=deal.pk)
+    deal = Deal.objects.select_for_update(no_key=True).get(pk=deal.pk)
     changed = []
     for key, value in data.items():
         if key == "title":
@@ -1817,7 +1817,7 @@ def task_update(*, organization, task: Task, data: Mapping) -> Task:
     unknown = set(data) - set(TASK_UPDATABLE)
     if unknown:
         raise _invalid(sorted(unknown)[0], "Not a task field.")
-    task = Task.objects.select_for_update().get(pk=task.pk)
+    task = Task.objects.select_for_update(no_key=True).get(pk=task.pk)
     changed = []
     for key, value in data.items():
         if key == "title":
@@ -1843,7 +1843,7 @@ def task_complete(*, organization, task: Task, completed_by=None) -> Task:
     A cancelled task is a Conflict.
     """
     _require_same_organization(organization, task, "task_id")
-    task = Task.objects.select_for_update().get(pk=task.pk)
+    task = Task.objects.select_for_update(no_key=True).get(pk=task.pk)
     if task.status == TaskStatus.DONE:
         return task
     if task.status == TaskStatus.CANCELLED:

@@ -316,7 +316,7 @@ def decision_execute(*, decision: Decision, now: datetime | None = None) -> list
     now = now or timezone.now()
     with transaction.atomic():
         locked = (
-            Decision.objects.select_for_update()
+            Decision.objects.select_for_update(no_key=True)
             .select_related("organization", "contact")
             .get(pk=decision.pk)
         )

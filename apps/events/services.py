@@ -70,6 +70,12 @@ def emit(
     it describes. Raises `UnknownEventType` for a type missing from the catalog and
     `InvalidEventData` when `data` breaks the type's schema (both programming errors).
     Not idempotent: each call records a new event; callers emit once per change.
+
+    The organization's sequence counter row stays locked until the caller commits, and
+    foreign keys are checked at COMMIT (Django's are deferred): a row the caller locks to
+    update must be locked `select_for_update(no_key=True)` (`FOR NO KEY UPDATE`), which
+    other transactions' foreign-key checks pass. `FOR UPDATE` there deadlocks against any
+    transaction that inserted a row pointing at it and emitted first.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("emit() must run inside the transaction of the change it records")
