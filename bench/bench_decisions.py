@@ -121,6 +121,8 @@ def arrange(contacts: int) -> tuple[Organization, str]:
             name="Bench Fitness", niche="fitness", slug=SLUG, timezone_name="America/New_York"
         )
         organization_provision_defaults(organization=organization)
+    # The free plan allows 1,000 contacts and 500 decisions a month; a benchmark needs more.
+    subscription_change_plan(organization=organization, plan_key="scale", reason="benchmark")
     have = Contact.objects.filter(organization=organization).count()
     now = timezone.now()
     kind = AppointmentType.objects.filter(organization=organization, is_active=True).first()
@@ -186,8 +188,6 @@ def arrange(contacts: int) -> tuple[Organization, str]:
                 contact=contact,
                 facts={"greeted": True, "pending_question": "start_timing"},
             )
-    # The free plan allows 500 decisions a month; a benchmark makes thousands.
-    subscription_change_plan(organization=organization, plan_key="scale", reason="benchmark")
     account = credits_account(organization=organization)
     if account.balance < 1_000_000:
         credits_top_up(organization=organization, amount=2_000_000, note="benchmark")
