@@ -12,8 +12,7 @@ def storable(value: str) -> str:
     """`value` without NUL characters (PostgreSQL rejects them) and with each lone UTF-16
     surrogate (which JSON's `\\ud800` escapes can produce, and UTF-8 cannot encode) replaced
     by U+FFFD, so the rest of the text is kept."""
-    value = value.replace("\x00", "")
-    return _SURROGATE.sub(REPLACEMENT, value) if _SURROGATE.search(value) else value
+    return encodable(value.replace("\x00", ""))
 
 
 def encodable(value: str) -> str:

@@ -38,8 +38,7 @@ from apps.crm.models import Contact, IdentityKind
 from apps.crm.normalize import InvalidIdentity, normalize_email, normalize_identity, normalize_phone
 from apps.crm.tasks import leads_rescore
 from apps.events import netguard
-from apps.providers import metrics, selectors
-from apps.providers.http import session as http_session
+from apps.providers import http, metrics, selectors
 from apps.providers.models import ChannelConnection, ChannelStatus
 from apps.providers.specs import ORGANIZATION_RATE_PER_SECOND, SPECS
 from apps.providers.types import InboundItem, Sender, SendOutcome, StatusReport
@@ -198,7 +197,7 @@ def sender_keys(*, organization, sender: Sender) -> dict[str, str]:
 
 
 def sender_known(*, organization, sender: Sender) -> tuple | None:
-    """(contact_id, conversation_id or None) when `contact_resolve` would write nothing.
+    """(contact_id, conversation_id or None) when resolving the sender writes nothing.
 
     One query: every identity is already known, on one live contact that needs no blank
     filled — exactly the case where `contact_upsert` would only match. None otherwise.
@@ -221,20 +220,10 @@ def sender_known(*, organization, sender: Sender) -> tuple | None:
     return None
 
 
-def contact_resolve(*, organization, sender: Sender, source: str) -> tuple:
-    """(contact_id, conversation_id or None) for a sender; creates contact + lead when new.
-
-    Fast path: `sender_known`. Otherwise `contact_upsert` (race-safe) decides, and a new
-    contact gets a lead with the channel as source (`contact.created`, `lead.created`).
-    """
-    known = sender_known(organization=organization, sender=sender)
-    if known is not None:
-        return known
-    return _contact_upsert_for(organization=organization, sender=sender, source=source)
-
-
 def _contact_upsert_for(*, organization, sender: Sender, source: str) -> tuple:
-    """`contact_resolve` past its fast path: match or create (with a lead) and fill blanks."""
+    """The sender past `sender_known`'s fast path: `contact_upsert` (race-safe) matches or
+    creates and fills blanks; a new contact gets a lead with the channel as source
+    (`contact.created`, `lead.created`). (contact_id, conversation_id or None)."""
     keys = sender_keys(organization=organization, sender=sender)
     email = keys.get(IdentityKind.EMAIL)
     phone = keys.get(IdentityKind.PHONE)
@@ -691,7 +680,6 @@ def _email_context(message: Message) -> tuple[str, str, list[str]]:
 
 
 def _call_provider(message: Message, channel: ChannelConnection) -> SendOutcome:
-    from apps.providers import http
     from apps.providers.adapters import mailgun, manychat, twilio, whatsapp
 
     api_base = selectors.channel_api_base(channel)
@@ -931,7 +919,7 @@ def _fetch(url: str, *, headers: dict, auth, timeout, check_first: bool):
     first URL's host. Raises DownloadFailed for a refused or unusable URL, `requests`
     errors for transient failures.
     """
-    session = http_session()
+    session = http.session()
     origin = urlparse(url).netloc
     for hop in range(MAX_REDIRECTS + 1):
         parsed = urlparse(url)
@@ -964,7 +952,6 @@ def attachment_download(*, attachment_id) -> str:
     """
     import requests
 
-    from apps.providers import http
     from apps.providers.adapters import whatsapp
 
     attachment = Attachment.objects.select_related(

@@ -205,20 +205,31 @@ def mutate_json(rng: random.Random, payload, protected=()) -> tuple[object, list
     return payload, notes
 
 
+def _damaged(
+    rng: random.Random, body: bytes, notes: list[str], roll: float, *, truncated, empty, bad_bytes
+) -> bytes | None:
+    """`body` cut short, emptied or with bad bytes inserted, by `roll` against the cumulative
+    thresholds; None to leave it whole."""
+    if roll < truncated:
+        notes.append("truncated")
+        return body[: rng.randint(0, max(len(body) - 1, 0))]
+    if roll < empty:
+        notes.append("empty")
+        return b""
+    if roll < bad_bytes:
+        notes.append("bad-bytes")
+        at = rng.randint(0, len(body))
+        return body[:at] + rng.choice(BAD_BYTES) + body[at:]
+    return None
+
+
 def encode_json(rng: random.Random, payload, notes: list[str]) -> bytes:
     """JSON bytes, sometimes damaged after encoding."""
     body = json.dumps(payload).encode()
     roll = rng.random()
-    if roll < 0.08:
-        notes.append("truncated")
-        return body[: rng.randint(0, max(len(body) - 1, 0))]
-    if roll < 0.12:
-        notes.append("empty")
-        return b""
-    if roll < 0.2:
-        notes.append("bad-bytes")
-        at = rng.randint(0, len(body))
-        return body[:at] + rng.choice(BAD_BYTES) + body[at:]
+    damaged = _damaged(rng, body, notes, roll, truncated=0.08, empty=0.12, bad_bytes=0.2)
+    if damaged is not None:
+        return damaged
     if roll < 0.25:
         notes.append("not-an-object")
         return json.dumps(rng.choice([[payload], "text", 1, None])).encode()
@@ -254,17 +265,8 @@ def mutate_form(
 def encode_form(rng: random.Random, pairs, notes: list[str]) -> bytes:
     body = urlencode(pairs).encode()
     roll = rng.random()
-    if roll < 0.06:
-        notes.append("truncated")
-        return body[: rng.randint(0, max(len(body) - 1, 0))]
-    if roll < 0.1:
-        notes.append("empty")
-        return b""
-    if roll < 0.2:
-        notes.append("bad-bytes")
-        at = rng.randint(0, len(body))
-        return body[:at] + rng.choice(BAD_BYTES) + body[at:]
-    return body
+    damaged = _damaged(rng, body, notes, roll, truncated=0.06, empty=0.1, bad_bytes=0.2)
+    return body if damaged is None else damaged
 
 
 def content_type_for(rng: random.Random, right: str, notes: list[str]) -> str:
