@@ -422,8 +422,10 @@ def message_record_inbound(
 def _inbox_after_inbound(*, conversation_id, message_id, text: str, assigned: bool) -> None:
     """The inbox's part of ingress, kept off the hot path: after commit, a task escalates the
     conversation when the contact asks for a person, or auto-assigns an unassigned one.
-    Costs one regex here and at most one publish after commit."""
+    Costs one regex here; after commit, an escalation is a Celery publish and an
+    auto-assignment a coalesced job (one Redis round trip with the transaction's others)."""
     from apps.conversations import handoff, tasks
+    from apps.core import coalesce
     from apps.core.tasks import enqueue_on_commit
 
     if handoff.asks_for_human(text):
@@ -431,7 +433,7 @@ def _inbox_after_inbound(*, conversation_id, message_id, text: str, assigned: bo
             tasks.conversation_customer_escalate, str(conversation_id), str(message_id)
         )
     elif not assigned:
-        enqueue_on_commit(tasks.conversation_auto_assign, str(conversation_id))
+        coalesce.enqueue_on_commit("conversations.auto_assign", conversation_id)
 
 
 def _attachment_store_content(attachment: Attachment, content: bytes) -> None:

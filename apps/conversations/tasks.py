@@ -20,9 +20,11 @@ def _organization(organization_id):
     return Organization.objects.filter(pk=organization_id).first()
 
 
-@shared_task(name="apps.conversations.tasks.conversation_auto_assign", acks_late=True)
-def conversation_auto_assign(conversation_id: str) -> str | None:
-    """Round-robin assignment of a conversation that received a message while unassigned."""
+def auto_assign(conversation_id: str) -> str | None:
+    """Round-robin assignment of a conversation that received a message while unassigned.
+
+    The ingress queues it as a coalesced job (`apps.core.coalesce`, kind
+    `conversations.auto_assign`); assigning an assigned conversation is a no-op."""
     from apps.conversations.models import Conversation
     from apps.conversations.services import conversation_auto_assign as assign
 
@@ -33,6 +35,12 @@ def conversation_auto_assign(conversation_id: str) -> str | None:
         return None
     assignee = assign(organization=conversation.organization, conversation_id=conversation.pk)
     return str(assignee) if assignee else None
+
+
+@shared_task(name="apps.conversations.tasks.conversation_auto_assign", acks_late=True)
+def conversation_auto_assign(conversation_id: str) -> str | None:
+    """The same as a Celery task (kept for messages queued before an upgrade)."""
+    return auto_assign(conversation_id)
 
 
 @shared_task(name="apps.conversations.tasks.conversation_customer_escalate", acks_late=True)

@@ -51,4 +51,9 @@ BEAT_SCHEDULE = {
         "task": "apps.core.tasks.idempotency_keys_expire",
         "schedule": 3600.0,
     },
+    "core.coalesce-sweep": {
+        "task": "apps.core.tasks.coalesce_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 120},
+    },
 }

@@ -32,3 +32,22 @@ def idempotency_keys_expire() -> int:
     from apps.core.idempotency import idempotency_records_expire
 
     return idempotency_records_expire()
+
+
+@shared_task(name="apps.core.tasks.coalesce_drain", acks_late=True)
+def coalesce_drain(kind: str) -> int:
+    """Run the queued coalesced jobs of one kind (see `apps.core.coalesce`)."""
+    from apps.core import coalesce
+
+    if kind not in coalesce.KINDS:
+        logger.warning("unknown coalesced job kind %r; ignored", kind)
+        return 0
+    return coalesce.drain(kind)
+
+
+@shared_task(name="apps.core.tasks.coalesce_sweep")
+def coalesce_sweep() -> dict:
+    """Beat safety net: drain coalesced jobs a lost task or an expired lock left behind."""
+    from apps.core import coalesce
+
+    return coalesce.sweep()

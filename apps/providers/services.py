@@ -28,7 +28,7 @@ from apps.conversations.models import (
     SenderKind,
 )
 from apps.conversations.selectors import sender_lookup, whatsapp_window_open
-from apps.core import ratelimit
+from apps.core import coalesce, ratelimit
 from apps.core.choices import Channel, Provider
 from apps.core.errors import ValidationFailed
 from apps.core.tasks import enqueue_on_commit
@@ -36,7 +36,6 @@ from apps.core.text import storable
 from apps.crm import services as crm
 from apps.crm.models import Contact, IdentityKind
 from apps.crm.normalize import InvalidIdentity, normalize_email, normalize_identity, normalize_phone
-from apps.crm.tasks import leads_rescore
 from apps.events import netguard
 from apps.providers import http, metrics, selectors
 from apps.providers.models import ChannelConnection, ChannelStatus
@@ -426,7 +425,7 @@ def ingress_process(
             )
             rescore.add(contact_id)
         for contact_id in rescore:  # keyword rules read messages: off the hot path
-            enqueue_on_commit(leads_rescore, str(organization.pk), str(contact_id))
+            coalesce.enqueue_on_commit("crm.leads_rescore", organization.pk, contact_id)
         for report in statuses:
             result.statuses += 1
             status_apply(channel=channel, report=report)
@@ -521,7 +520,7 @@ def api_inbound_record(*, organization, values: dict):
 
             enqueue_on_commit(attachment_download, str(attachment_id))
         _handle_keyword(organization=organization, channel=None, item=item, contact_id=contact_id)
-        enqueue_on_commit(leads_rescore, str(organization.pk), str(contact_id))
+        coalesce.enqueue_on_commit("crm.leads_rescore", organization.pk, contact_id)
     return recorded, None
 
 
