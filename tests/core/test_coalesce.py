@@ -68,9 +68,13 @@ def test_jobs_wait_for_the_commit_and_the_same_job_runs_once(
 
 
 def test_a_rolled_back_transaction_queues_nothing(kind, no_publish, db):
-    with pytest.raises(RuntimeError), transaction.atomic():
-        coalesce.enqueue_on_commit(kind, "x")
-        raise RuntimeError("rolled back")
+    def add_then_fail():
+        with transaction.atomic():
+            coalesce.enqueue_on_commit(kind, "x")
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        add_then_fail()
     assert coalesce.pending(kind) == 0 and no_publish == []
 
 
@@ -169,7 +173,9 @@ def test_a_burst_of_inbound_messages_is_rescored_and_assigned_by_a_worker(
     )
     assert conversation.contact_id == lead.contact_id
     wait_for(
-        lambda: coalesce.pending("crm.leads_rescore") == 0
-        and coalesce.pending("conversations.auto_assign") == 0,
+        lambda: (
+            coalesce.pending("crm.leads_rescore") == 0
+            and coalesce.pending("conversations.auto_assign") == 0
+        ),
         what="the coalesced jobs to drain",
     )
