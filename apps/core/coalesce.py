@@ -164,7 +164,13 @@ def pending(kind: str) -> int:
 def drain(kind: str, *, budget: float = BUDGET_SECONDS) -> int:
     """Run the queued jobs of `kind`; returns how many ran. Safe to call at any time from any
     number of processes: a call that finds the lock taken returns 0 and leaves the work to
-    the holder, which looks again after releasing it."""
+    the holder.
+
+    The holder clears the wake flag only after releasing the lock, then looks at the set
+    once more: a job added before that look is run by this loop, a job added after it finds
+    the flag clear and publishes a new drain. (Clearing it while holding the lock would let
+    a drain that lost the race for the lock leave the flag set behind it, and jobs added
+    after the holder's last look would wait for the flag to expire.)"""
     function = _function(kind)
     client = redis_client()
     jobs, wake, lock = keys(kind)
@@ -175,7 +181,6 @@ def drain(kind: str, *, budget: float = BUDGET_SECONDS) -> int:
         if not client.set(lock, token, nx=True, ex=LOCK_SECONDS):
             return done
         try:
-            client.delete(wake)  # jobs added from now on publish a new drain
             while time.monotonic() - started < budget:
                 members = client.srandmember(jobs, BATCH)
                 if not members:
@@ -191,6 +196,7 @@ def drain(kind: str, *, budget: float = BUDGET_SECONDS) -> int:
                     done += len(ran)
         finally:
             client.eval(_RELEASE, 1, lock, token)
+            client.delete(wake)  # jobs added from now on publish a new drain
         if not client.scard(jobs):
             return done
         if time.monotonic() - started >= budget:

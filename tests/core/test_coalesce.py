@@ -111,10 +111,15 @@ def test_one_drain_at_a_time_and_nothing_is_stranded(kind, no_publish):
     client.set(coalesce.keys(kind)[2], "someone-else")
     assert coalesce.drain(kind) == 0 and coalesce.pending(kind) == 1  # the holder's work
     client.delete(coalesce.keys(kind)[2])
-    # A job added while a drain holds the lock is run by that drain.
+    # A job added while a drain holds the lock (and a drain that lost the race for it) are
+    # run by the holder ...
     coalesce.enqueue_on_commit(kind, "add-more")
     assert coalesce.drain(kind) == 3
     assert sorted(ran) == [("add-more",), ("added-while-draining",), ("first",)]
+    # ... which leaves the wake flag clear: the next job publishes a drain at once.
+    no_publish.clear()
+    coalesce.enqueue_on_commit(kind, "after")
+    assert no_publish == [kind]
 
 
 def test_a_drain_out_of_time_hands_over_to_a_fresh_task(kind, no_publish):
