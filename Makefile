@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist processes for `make test` (each with its own test database and Redis db);
+# `--dist load` keeps pytest-django's order (plain database tests before transactional ones).
+TEST_WORKERS ?= 2
 
 .PHONY: run test e2e install check-services lint format migrate demo bench clean-venv
 
@@ -17,7 +20,7 @@ run: check-services install  ## set up and start web + worker + beat with demo d
 test: check-services install  ## lint, then the whole test suite on local PostgreSQL and Redis
 	$(BIN)/ruff check .
 	@bash scripts/ensure_chromium.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load
 
 e2e: check-services install  ## end-to-end suite with a real n8n (installed once into ~/.cache/switchboard)
 	@N8N_BIN="$$(bash scripts/install_n8n.sh)" && $(BIN)/python e2e/run.py --n8n "$$N8N_BIN"
