@@ -30,14 +30,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
 
 import redis as redis_lib
-from django.conf import settings
 from django.db import transaction
+
+from apps.core.redisconn import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -55,19 +55,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-_client: redis_lib.Redis | None = None
-_client_pid: int | None = None
-
-
-def redis_client() -> redis_lib.Redis:
-    global _client, _client_pid
-    if _client is None or _client_pid != os.getpid():
-        _client = redis_lib.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=2
-        )
-        _client_pid = os.getpid()
-    return _client
 
 
 def keys(kind: str) -> tuple[str, str, str]:

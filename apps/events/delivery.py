@@ -41,13 +41,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import redis as redis_lib
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.utils import OperationalError
 from django.utils import timezone
 
 from apps.core import tracing
 from apps.core.crypto import decrypt_text
+from apps.core.redisconn import redis_client
 from apps.events import conf, metrics, signing
 from apps.events.models import (
     Delivery,
@@ -505,20 +505,6 @@ def _pool() -> ThreadPoolExecutor:
         _executor = ThreadPoolExecutor(max_workers=lanes * 4, thread_name_prefix="webhook")
         _executor_pid = os.getpid()
     return _executor
-
-
-_redis: redis_lib.Redis | None = None
-_redis_pid: int | None = None
-
-
-def redis_client() -> redis_lib.Redis:
-    global _redis, _redis_pid
-    if _redis is None or _redis_pid != os.getpid():
-        _redis = redis_lib.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5
-        )
-        _redis_pid = os.getpid()
-    return _redis
 
 
 def _rate_take(endpoint: EndpointView) -> float:
