@@ -11,8 +11,8 @@ from django.db import OperationalError, transaction
 from apps.conversations.models import Conversation
 from apps.core import coalesce
 from apps.crm.models import Lead
-from apps.niches.models import QualificationRule
 from tests.conversations import factories as f
+from tests.crm import factories as crm_f
 from tests.support.services import free_port, wait_for
 
 KIND = "test.record"
@@ -146,10 +146,9 @@ def test_redis_down_when_queueing_is_logged_not_raised(kind, settings, caplog):
 def test_a_burst_of_inbound_messages_is_rescored_and_assigned_by_a_worker(
     api, organization, start_worker
 ):
-    QualificationRule.objects.create(
-        niche=organization.primary_niche,
+    crm_f.rule(
+        organization,
         key="urgent-burst",
-        name="Wants to start now",
         kind="keyword",
         condition={"keywords": ["asap"]},
         points=15,
