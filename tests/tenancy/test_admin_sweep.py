@@ -15,15 +15,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from apps.crm.models import Contact
 from apps.decisions.models import ScheduledAction
-from apps.events.services import emit, webhook_endpoint_create
-from apps.tenancy.models import Organization
+from apps.events.services import emit
 from apps.tenancy.roles import Role
 from apps.tenancy.scoping import TenantScopeMixin
 from apps.tenancy.services import api_key_create, operator_upsert
@@ -52,14 +50,9 @@ def _organization_id(model_admin, obj):
 
 
 @pytest.fixture
-def world():
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    mine = Organization.objects.get(slug="demo")
-    theirs = Organization.objects.get(slug="harbor-realty")
+def world(demo_organizations):
+    mine, theirs = demo_organizations
     for org in (mine, theirs):
-        webhook_endpoint_create(
-            organization=org, url=f"http://127.0.0.1:9/{org.slug}", event_types=["*"]
-        )
         contact = Contact.objects.filter(organization=org).first()
         emit(  # fans out to the endpoint: a delivery per organization
             organization=org,

@@ -14,16 +14,13 @@ import uuid
 
 import pytest
 from django.apps import apps as django_apps
-from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from apps.conversations.models import Conversation, Message
 from apps.crm.models import Contact, Deal, Lead, Task
 from apps.events.models import Event, WebhookEndpoint
-from apps.events.services import webhook_endpoint_create
 from apps.revenue.models import Invoice, Sequence
-from apps.tenancy.models import Organization
 from tests.factories import api_key_for
 
 pytestmark = pytest.mark.django_db
@@ -92,16 +89,10 @@ def _model(segment: str):
 
 
 @pytest.fixture
-def world():
+def world(demo_organizations):
     """The two demo organizations, full of rows from every app, each with a webhook
     endpoint; an API client of the first."""
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    mine = Organization.objects.get(slug="demo")
-    theirs = Organization.objects.get(slug="harbor-realty")
-    for org in (mine, theirs):
-        webhook_endpoint_create(
-            organization=org, url=f"http://127.0.0.1:9/{org.slug}", event_types=["*"]
-        )
+    mine, theirs = demo_organizations
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(mine)}")
     return {"mine": mine, "theirs": theirs, "api": client}
